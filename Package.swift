@@ -1,0 +1,57 @@
+// swift-tools-version: 6.1
+// The layout follows DESIGN.md §3: C libraries behind system-library targets, then one module per
+// concern, arrows pointing down. Targets for the log, policy, protocol, node and proxy arrive with
+// their issues.
+import PackageDescription
+
+let package = Package(
+    name: "QuorumLatch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "QuorumCrypto", targets: ["QuorumCrypto"]),
+        .executable(name: "quorumctl", targets: ["quorumctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSecp256k1",
+            pkgConfig: "libsecp256k1",
+            providers: [.apt(["libsecp256k1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]
+        ),
+        .target(
+            name: "QuorumCrypto",
+            dependencies: ["CSodium", "CSecp256k1"]
+        ),
+        .target(
+            name: "QuorumTestKit",
+            dependencies: ["QuorumCrypto"]
+        ),
+        .executableTarget(
+            name: "quorumctl",
+            dependencies: [
+                "QuorumCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "QuorumCryptoTests",
+            dependencies: ["QuorumCrypto", "QuorumTestKit", "CSodium", "CSecp256k1"]
+        ),
+        .testTarget(
+            name: "QuorumctlTests",
+            dependencies: ["QuorumCrypto", "QuorumTestKit"]
+        ),
+    ]
+)
