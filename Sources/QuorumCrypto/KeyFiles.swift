@@ -38,7 +38,9 @@ public enum KeyFiles {
             "participants": group.maxSigners,
             "group_public_key": Hex.encode((try? group.verifyingKey.serialized()) ?? []),
             "verifying_shares": Dictionary(
-                uniqueKeysWithValues: group.verifyingShares.map { (String($0.key.value), Hex.encode((try? $0.value.serialized()) ?? [])) }),
+                uniqueKeysWithValues: group.verifyingShares.map {
+                    (String($0.key.value), Hex.encode((try? $0.value.serialized()) ?? []))
+                }),
             "vss_commitment": group.commitment.map { Hex.encode((try? $0.serialized()) ?? []) },
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -52,13 +54,16 @@ public enum KeyFiles {
         guard let suite = CiphersuiteID(rawValue: name) ?? CiphersuiteID(shortName: name) else {
             throw KeyFileError(
                 file: file, field: "ciphersuite",
-                "unknown ciphersuite '\(name)'; expected one of \(CiphersuiteID.allCases.map(\.rawValue).joined(separator: ", "))")
+                "unknown ciphersuite '\(name)'; expected one of \(CiphersuiteID.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return suite
     }
 
     /// Parses and fully checks `group.json`.
-    public static func decodeGroup<C>(_ bytes: [UInt8], as _: C.Type, file: String) throws(KeyFileError) -> PublicKeyPackage<C> {
+    public static func decodeGroup<C>(
+        _ bytes: [UInt8], as _: C.Type, file: String
+    ) throws(KeyFileError) -> PublicKeyPackage<C> {
         let object = try parseObject(redactingSecretOf: bytes, file: file).object
         try expect(object, "format", groupFormat, file)
         try expectSuite(object, C.self, file)
@@ -78,7 +83,9 @@ public enum KeyFiles {
             shares[id] = try element(["v": value], "v", file, name: field)
         }
         guard shares.count == participants else {
-            throw KeyFileError(file: file, field: "participants", "says \(participants) but \(shares.count) verifying shares are listed")
+            throw KeyFileError(
+                file: file, field: "participants",
+                "says \(participants) but \(shares.count) verifying shares are listed")
         }
         guard let commitmentArray = object["vss_commitment"] as? [Any] else {
             throw KeyFileError(file: file, field: "vss_commitment", "missing or not an array of hex elements")
@@ -125,7 +132,9 @@ public enum KeyFiles {
 
     /// Parses and checks a share file held in zeroizing memory. The secret's hex is decoded
     /// straight from that memory; the JSON parser only ever sees a copy with the secret blanked.
-    public static func decodeShare<C>(_ contents: SecretBytes, as _: C.Type, file: String) throws(KeyFileError) -> KeyPackage<C> {
+    public static func decodeShare<C>(
+        _ contents: SecretBytes, as _: C.Type, file: String
+    ) throws(KeyFileError) -> KeyPackage<C> {
         let bytes = contents.copyBytes()
         defer { var wipe = bytes; wipe.withUnsafeMutableBytes { Sodium.zero($0) } }
         let (object, secretRange) = try parseObject(redactingSecretOf: bytes, file: file)
@@ -133,7 +142,8 @@ public enum KeyFiles {
         try expectSuite(object, C.self, file)
         let purpose = try purposeField(object, file)
         let identifier: Identifier
-        do { identifier = try Identifier(parsing: try int(object, "identifier", file)) } catch let error as KeyFileError {
+        do { identifier = try Identifier(parsing: try int(object, "identifier", file)) } catch let error as KeyFileError
+        {
             throw error
         } catch {
             throw KeyFileError(file: file, field: "identifier", "\(error)")
@@ -143,7 +153,9 @@ public enum KeyFiles {
         guard let range = secretRange else {
             throw KeyFileError(file: file, field: "signing_share", "missing; expected \(C.scalarLength * 2) hex digits")
         }
-        guard range.count == C.scalarLength * 2, var secret = Hex.decode(bytes[range].map { Character(UnicodeScalar($0)) }.map(String.init).joined()) else {
+        guard range.count == C.scalarLength * 2,
+            var secret = Hex.decode(bytes[range].map { Character(UnicodeScalar($0)) }.map(String.init).joined())
+        else {
             throw KeyFileError(file: file, field: "signing_share", "expected \(C.scalarLength * 2) hex digits")
         }
         defer { secret.withUnsafeMutableBytes { Sodium.zero($0) } }
@@ -153,14 +165,16 @@ public enum KeyFiles {
         let key: KeyPackage<C>
         do {
             key = try KeyPackage(
-                identifier: identifier, signingShare: share, verifyingKey: groupKey, minSigners: threshold, purpose: purpose)
+                identifier: identifier, signingShare: share, verifyingKey: groupKey, minSigners: threshold,
+                purpose: purpose)
         } catch {
             throw KeyFileError(file: file, error.description)
         }
         if object["verifying_share"] != nil {
             let stated: C.Element = try element(object, "verifying_share", file)
             guard stated == key.verifyingShare else {
-                throw KeyFileError(file: file, field: "verifying_share", "does not match the signing share in this file")
+                throw KeyFileError(
+                    file: file, field: "verifying_share", "does not match the signing share in this file")
             }
         }
         return key
@@ -296,12 +310,16 @@ public enum KeyFiles {
         return value
     }
 
-    private static func expect(_ object: [String: Any], _ key: String, _ value: String, _ file: String) throws(KeyFileError) {
+    private static func expect(
+        _ object: [String: Any], _ key: String, _ value: String, _ file: String
+    ) throws(KeyFileError) {
         let found = try string(object, key, file)
         guard found == value else { throw KeyFileError(file: file, field: key, "is '\(found)', expected '\(value)'") }
     }
 
-    private static func expectSuite<C: Ciphersuite>(_ object: [String: Any], _: C.Type, _ file: String) throws(KeyFileError) {
+    private static func expectSuite<C: Ciphersuite>(
+        _ object: [String: Any], _: C.Type, _ file: String
+    ) throws(KeyFileError) {
         let found = try string(object, "ciphersuite", file)
         guard found == C.id.rawValue || found == C.id.shortName else {
             throw KeyFileError(file: file, field: "ciphersuite", "is '\(found)', expected '\(C.id.rawValue)'")

@@ -67,8 +67,12 @@ struct ArithmeticTests {
             let a = Secp256k1Scalar.random(), b = Secp256k1Scalar.random()
             // (a·b)·G computed by us equals libsecp256k1's tweak_mul(a·G, b).
             #expect(Secp256k1Element.baseMultiply(a * b) == b * Secp256k1Element.baseMultiply(a))
-            #expect(Secp256k1Element.baseMultiply(a + b) == Secp256k1Element.baseMultiply(a) + Secp256k1Element.baseMultiply(b))
-            #expect(Secp256k1Element.baseMultiply(a - b) == Secp256k1Element.baseMultiply(a) - Secp256k1Element.baseMultiply(b))
+            #expect(
+                Secp256k1Element.baseMultiply(a + b) == Secp256k1Element.baseMultiply(a)
+                    + Secp256k1Element.baseMultiply(b))
+            #expect(
+                Secp256k1Element.baseMultiply(a - b) == Secp256k1Element.baseMultiply(a)
+                    - Secp256k1Element.baseMultiply(b))
             #expect(a * a.inverse! == .one)
             #expect(a + (-a) == .zero)
             #expect(Secp256k1Scalar(canonical: a.serialized()) == a)
@@ -90,7 +94,8 @@ struct ArithmeticTests {
         // RFC 9380 appendix K.1, DST "QUUX-V01-CS02-with-expander-SHA256-128", msg "", len 0x20.
         let out = expandMessageXMDSHA256([], dst: Array("QUUX-V01-CS02-with-expander-SHA256-128".utf8), length: 32)
         #expect(Hex.encode(out) == "68a985b87eb6b46952128911f2a4412bbc302a9d759667f87f7a21d803f07235")
-        let abc = expandMessageXMDSHA256(Array("abc".utf8), dst: Array("QUUX-V01-CS02-with-expander-SHA256-128".utf8), length: 32)
+        let abc = expandMessageXMDSHA256(
+            Array("abc".utf8), dst: Array("QUUX-V01-CS02-with-expander-SHA256-128".utf8), length: 32)
         #expect(Hex.encode(abc) == "d8ccab23b5985ccea865c6c97b6e5b8350e794e603b4b97902f53a8a0d605615")
     }
 

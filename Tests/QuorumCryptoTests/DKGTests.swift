@@ -9,7 +9,9 @@ import Testing
 @Suite("DKG")
 struct DKGTests {
     @Test("Ed25519 DKG vectors") func ed25519Vectors() throws { try checkVectors(Ed25519Suite.self, "frost-ed25519") }
-    @Test("secp256k1 DKG vectors") func secp256k1Vectors() throws { try checkVectors(Secp256k1Suite.self, "frost-secp256k1") }
+    @Test("secp256k1 DKG vectors") func secp256k1Vectors() throws {
+        try checkVectors(Secp256k1Suite.self, "frost-secp256k1")
+    }
 
     func checkVectors<C: Ciphersuite>(_: C.Type, _ dir: String) throws {
         let v = try TestKit.vector(dir + "/vectors_dkg.json")
@@ -33,8 +35,9 @@ struct DKGTests {
             let secretKey = try #require(SecretScalar<C>.deserialize(p["signing_key"].bytes))
             let coefficient = try #require(SecretScalar<C>.deserialize(p["coefficient"].bytes))
             // The polynomial reproduces the published commitment.
-            #expect(try [secretKey, coefficient].map { try C.Element.baseMultiply($0.value).serialized() }
-                == p["vss_commitments"].array.map(\.bytes))
+            #expect(
+                try [secretKey, coefficient].map { try C.Element.baseMultiply($0.value).serialized() }
+                    == p["vss_commitments"].array.map(\.bytes))
             // The vectors do not publish the proof nonce k, but a Schnorr proof (R, μ) fixes it:
             // k = μ − a₀·c. Proving again with that k must give the published proof byte for byte
             // (which also checks R = k·G and our challenge construction).
@@ -68,8 +71,9 @@ struct DKGTests {
             #expect(try result.keyPackage.verifyingShare.serialized() == p["verifying_share"].bytes)
             #expect(result.publicKeyPackage.verifyingKey == groupKey)
             for other in ids {
-                #expect(try result.publicKeyPackage.verifyingShares[other]!.serialized()
-                    == inputs[String(other.value)]["verifying_share"].bytes)
+                #expect(
+                    try result.publicKeyPackage.verifyingShares[other]!.serialized()
+                        == inputs[String(other.value)]["verifying_share"].bytes)
             }
         }
     }
@@ -115,13 +119,15 @@ struct DKGTests {
     func badProof(suite: CiphersuiteID) throws {
         func run<C: Ciphersuite>(_: C.Type) throws {
             let error = #expect(throws: CryptoError.self) {
-                _ = try Self.runDKG(C.self, n: 4, k: 3, tamperRound1: { from, _, package in
-                    guard from.value == 2 else { return package }
-                    // Keep R, add one to the response: well-formed, but the proof no longer holds.
-                    let z = C.Scalar(canonical: Array(package.proofOfKnowledge[C.elementLength...]))!
-                    let fixed = Array(package.proofOfKnowledge[0..<C.elementLength]) + (z + .one).serialized()
-                    return DKG<C>.Round1Package(commitment: package.commitment, proofOfKnowledge: fixed)
-                })
+                _ = try Self.runDKG(
+                    C.self, n: 4, k: 3,
+                    tamperRound1: { from, _, package in
+                        guard from.value == 2 else { return package }
+                        // Keep R, add one to the response: well-formed, but the proof no longer holds.
+                        let z = C.Scalar(canonical: Array(package.proofOfKnowledge[C.elementLength...]))!
+                        let fixed = Array(package.proofOfKnowledge[0..<C.elementLength]) + (z + .one).serialized()
+                        return DKG<C>.Round1Package(commitment: package.commitment, proofOfKnowledge: fixed)
+                    })
             }
             #expect(error?.code == .invalidProofOfKnowledge)
             #expect(error?.culprits == [try Identifier(2)])
@@ -135,10 +141,12 @@ struct DKGTests {
     @Test("A bad round-two share names its sender")
     func badShare() throws {
         let error = #expect(throws: CryptoError.self) {
-            _ = try Self.runDKG(Ed25519Suite.self, n: 4, k: 3, tamperRound2: { from, to, package in
-                guard from.value == 3, to.value == 1 else { return package }
-                return .init(signingShare: SecretScalar(package.signingShare.value + .one))
-            })
+            _ = try Self.runDKG(
+                Ed25519Suite.self, n: 4, k: 3,
+                tamperRound2: { from, to, package in
+                    guard from.value == 3, to.value == 1 else { return package }
+                    return .init(signingShare: SecretScalar(package.signingShare.value + .one))
+                })
         }
         #expect(error?.code == .invalidSecretShare)
         #expect(error?.culprits == [try Identifier(3)])
@@ -148,12 +156,15 @@ struct DKGTests {
     func equivocationChangesDigest() throws {
         // Participant 4 sends participant 1 a different (but self-consistent) package than everyone else.
         let ids = try (1...4).map { try Identifier(parsing: $0) }
-        let alternative = try DKG<Ed25519Suite>.part1(identifier: ids[3], maxSigners: 4, minSigners: 3, purpose: .signing)
+        let alternative = try DKG<Ed25519Suite>.part1(
+            identifier: ids[3], maxSigners: 4, minSigners: 3, purpose: .signing)
         var results: [Identifier: DKG<Ed25519Suite>.Result] = [:]
         do {
-            results = try Self.runDKG(Ed25519Suite.self, n: 4, k: 3, tamperRound1: { from, to, package in
-                from == ids[3] && to == ids[0] ? alternative.1 : package
-            })
+            results = try Self.runDKG(
+                Ed25519Suite.self, n: 4, k: 3,
+                tamperRound1: { from, to, package in
+                    from == ids[3] && to == ids[0] ? alternative.1 : package
+                })
         } catch let error as CryptoError {
             // Participant 1 may instead catch the mismatch as a bad share from 4: also a named culprit.
             #expect(error.culprits == [ids[3]])
@@ -169,13 +180,19 @@ struct DKGTests {
     @Test("Wrong package counts and degrees are refused with the participant named")
     func wrongDegree() throws {
         let error = #expect(throws: CryptoError.self) {
-            _ = try Self.runDKG(Ed25519Suite.self, n: 4, k: 3, tamperRound1: { from, _, package in
-                from.value == 2 ? .init(commitment: Array(package.commitment.prefix(2)), proofOfKnowledge: package.proofOfKnowledge) : package
-            })
+            _ = try Self.runDKG(
+                Ed25519Suite.self, n: 4, k: 3,
+                tamperRound1: { from, _, package in
+                    from.value == 2
+                        ? .init(
+                            commitment: Array(package.commitment.prefix(2)), proofOfKnowledge: package.proofOfKnowledge)
+                        : package
+                })
         }
         #expect(error?.code == .invalidParameters)
         #expect(error?.culprits == [try Identifier(2)])
-        let (secret, _) = try DKG<Ed25519Suite>.part1(identifier: Identifier(1), maxSigners: 4, minSigners: 3, purpose: .signing)
+        let (secret, _) = try DKG<Ed25519Suite>.part1(
+            identifier: Identifier(1), maxSigners: 4, minSigners: 3, purpose: .signing)
         #expect(throws: CryptoError.self) { _ = try DKG<Ed25519Suite>.part2(secret: secret, round1Packages: [:]) }
         #expect(throws: CryptoError.self) {
             _ = try DKG<Ed25519Suite>.part1(identifier: Identifier(1), maxSigners: 2, minSigners: 3, purpose: .signing)
@@ -184,7 +201,8 @@ struct DKGTests {
 
     @Test("Round-one packages round-trip their encoding and reject malformed bytes")
     func packageEncoding() throws {
-        let (_, package) = try DKG<Secp256k1Suite>.part1(identifier: Identifier(1), maxSigners: 3, minSigners: 2, purpose: .signing)
+        let (_, package) = try DKG<Secp256k1Suite>.part1(
+            identifier: Identifier(1), maxSigners: 3, minSigners: 2, purpose: .signing)
         #expect(try DKG<Secp256k1Suite>.Round1Package(encoded: package.encoded, from: Identifier(1)) == package)
         var broken = package.encoded
         broken[3] ^= 0xff
@@ -192,13 +210,17 @@ struct DKGTests {
             _ = try DKG<Secp256k1Suite>.Round1Package(encoded: broken, from: Identifier(7))
         }
         #expect(error?.culprits == [try Identifier(7)])
-        #expect(throws: CryptoError.self) { _ = try DKG<Secp256k1Suite>.Round1Package(encoded: [0, 5, 1], from: Identifier(7)) }
+        #expect(throws: CryptoError.self) {
+            _ = try DKG<Secp256k1Suite>.Round1Package(encoded: [0, 5, 1], from: Identifier(7))
+        }
     }
 }
 
 /// Signing with a set of key packages in one process.
 enum SigningHelpers {
-    static func sign<C: Ciphersuite>(_ message: [UInt8], keys: [KeyPackage<C>], group: PublicKeyPackage<C>) throws -> Signature {
+    static func sign<C: Ciphersuite>(
+        _ message: [UInt8], keys: [KeyPackage<C>], group: PublicKeyPackage<C>
+    ) throws -> Signature {
         let nonces = keys.map { FROST<C>.commit($0) }
         let package = try SigningPackage<C>(
             message: message, commitments: nonces.map(\.commitments).sorted { $0.identifier < $1.identifier })
@@ -207,7 +229,9 @@ enum SigningHelpers {
         return try FROST<C>.aggregate(session: session, shares: shares, group: group)
     }
 
-    static func dealer<C: Ciphersuite>(_: C.Type, k: Int, n: Int, purpose: KeyPurpose = .signing) throws -> ([KeyPackage<C>], PublicKeyPackage<C>) {
+    static func dealer<C: Ciphersuite>(
+        _: C.Type, k: Int, n: Int, purpose: KeyPurpose = .signing
+    ) throws -> ([KeyPackage<C>], PublicKeyPackage<C>) {
         let (shares, group) = try TrustedDealer<C>.generate(minSigners: k, maxSigners: n, purpose: purpose)
         return (try shares.map { try $0.verify() }, group)
     }

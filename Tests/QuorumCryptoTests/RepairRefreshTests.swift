@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Share repair and proactive refresh")
 struct RepairRefreshTests {
-    @Test("Repair vectors: deltas sum to a sigma, sigmas sum to the share", arguments: ["frost-ed25519", "frost-secp256k1"])
+    @Test(
+        "Repair vectors: deltas sum to a sigma, sigmas sum to the share",
+        arguments: ["frost-ed25519", "frost-secp256k1"])
     func repairVectors(dir: String) throws {
         let v = try TestKit.vector(dir + "/repair-share.json")
         func check<C: Ciphersuite>(_: C.Type) throws {
@@ -53,9 +55,12 @@ struct RepairRefreshTests {
         #expect(few?.code == .tooFewParticipants)
         #expect(throws: CryptoError.self) { _ = try self.repair(keys, group, helpers: [1, 2, 4], lost: 2) }
         #expect(throws: CryptoError.self) {
-            _ = try Repair<Secp256k1Suite>.step1(helpers: [Identifier(1), Identifier(1), Identifier(3)], key: keys[0], lostParticipant: Identifier(2))
+            _ = try Repair<Secp256k1Suite>.step1(
+                helpers: [Identifier(1), Identifier(1), Identifier(3)], key: keys[0], lostParticipant: Identifier(2))
         }
-        let wrong = #expect(throws: CryptoError.self) { _ = try self.repair(keys, group, helpers: [1, 3, 4], lost: 2, corrupt: 1) }
+        let wrong = #expect(throws: CryptoError.self) {
+            _ = try self.repair(keys, group, helpers: [1, 3, 4], lost: 2, corrupt: 1)
+        }
         #expect(wrong?.code == .invalidSecretShare)
     }
 
@@ -67,7 +72,8 @@ struct RepairRefreshTests {
         let ids = try participants.map { try Identifier(parsing: $0) }
         var r1: [Identifier: (DKG<C>.Round1Secret, DKG<C>.Round1Package)] = [:]
         for id in ids {
-            r1[id] = try DKG<C>.refreshPart1(key: keys.first { $0.identifier == id }!, group: group, participants: ids.count)
+            r1[id] = try DKG<C>.refreshPart1(
+                key: keys.first { $0.identifier == id }!, group: group, participants: ids.count)
         }
         var r2: [Identifier: DKG<C>.Round2Secret] = [:]
         var mail: [Identifier: [Identifier: DKG<C>.Round2Package]] = [:]
@@ -127,6 +133,8 @@ struct RepairRefreshTests {
         #expect(error?.code == .invalidParameters)
         #expect(error?.culprits == [try Identifier(3)])
         // Refreshing with fewer participants than the threshold is refused up front.
-        #expect(throws: CryptoError.self) { _ = try DKG<Ed25519Suite>.refreshPart1(key: keys[0], group: group, participants: 2) }
+        #expect(throws: CryptoError.self) {
+            _ = try DKG<Ed25519Suite>.refreshPart1(key: keys[0], group: group, participants: 2)
+        }
     }
 }

@@ -6,7 +6,8 @@ import Testing
 struct SealingTests {
     func sealed<C: Ciphersuite>(_: C.Type, k: Int, n: Int) throws -> ([KeyPackage<C>], PublicKeyPackage<C>, SealedBox) {
         let (keys, group) = try SigningHelpers.dealer(C.self, k: k, n: n, purpose: .sealing)
-        let box = try ThresholdSealing<C>.seal(SecretBytes(Array("sk-live-credential".utf8)), to: group, associatedData: Array("openai".utf8))
+        let box = try ThresholdSealing<C>.seal(
+            SecretBytes(Array("sk-live-credential".utf8)), to: group, associatedData: Array("openai".utf8))
         return (keys, group, box)
     }
 
@@ -17,7 +18,8 @@ struct SealingTests {
             #expect(!Hex.encode(box.bytes).contains(Hex.encode(Array("sk-live-credential".utf8))))
             for subset in [[0, 1, 2], [1, 3, 4], [0, 2, 4], [0, 1, 2, 3, 4]] {
                 let shares = try subset.map { try ThresholdSealing<C>.decryptionShare(for: box, key: keys[$0]) }
-                let plain = try ThresholdSealing<C>.open(box, shares: shares, group: group, associatedData: Array("openai".utf8))
+                let plain = try ThresholdSealing<C>.open(
+                    box, shares: shares, group: group, associatedData: Array("openai".utf8))
                 #expect(plain.copyBytes() == Array("sk-live-credential".utf8))
                 #expect("\(plain)" == "<redacted>")
             }
@@ -41,7 +43,8 @@ struct SealingTests {
         var tampered = box.bytes
         tampered[tampered.count - 1] ^= 1
         #expect(throws: CryptoError.self) {
-            _ = try ThresholdSealing.open(SealedBox(bytes: tampered), shares: all, group: group, associatedData: Array("openai".utf8))
+            _ = try ThresholdSealing.open(
+                SealedBox(bytes: tampered), shares: all, group: group, associatedData: Array("openai".utf8))
         }
     }
 
@@ -51,7 +54,8 @@ struct SealingTests {
         var shares = try keys.map { try ThresholdSealing<Secp256k1Suite>.decryptionShare(for: box, key: $0) }
         // Holder 2 substitutes another point but keeps its proof.
         let s = shares[1]
-        shares[1] = DecryptionShare(identifier: s.identifier, share: s.share + .generator, challenge: s.challenge, response: s.response)
+        shares[1] = DecryptionShare(
+            identifier: s.identifier, share: s.share + .generator, challenge: s.challenge, response: s.response)
         let error = #expect(throws: CryptoError.self) {
             _ = try ThresholdSealing.open(box, shares: shares, group: group, associatedData: Array("openai".utf8))
         }
@@ -60,7 +64,9 @@ struct SealingTests {
         #expect(try !ThresholdSealing.verify(shares[1], for: box, group: group))
         // A share made for another box is also rejected.
         let (_, _, otherBox) = try sealed(Secp256k1Suite.self, k: 2, n: 3)
-        #expect(try !ThresholdSealing.verify(try ThresholdSealing.decryptionShare(for: otherBox, key: keys[0]), for: box, group: group))
+        #expect(
+            try !ThresholdSealing.verify(
+                try ThresholdSealing.decryptionShare(for: otherBox, key: keys[0]), for: box, group: group))
     }
 
     @Test("Signing and sealing keys are not interchangeable")
@@ -79,11 +85,17 @@ struct SealingTests {
         let (keys, _, box) = try sealed(Ed25519Suite.self, k: 2, n: 3)
         let share = try ThresholdSealing<Ed25519Suite>.decryptionShare(for: box, key: keys[0])
         #expect(try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: share.encoded) == share)
-        #expect(throws: CryptoError.self) { _ = try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: [1, 2]) }
-        #expect(throws: CryptoError.self) { _ = try ThresholdSealing.decryptionShare(for: SealedBox(bytes: [1, 1, 0]), key: keys[0]) }
+        #expect(throws: CryptoError.self) {
+            _ = try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: [1, 2])
+        }
+        #expect(throws: CryptoError.self) {
+            _ = try ThresholdSealing.decryptionShare(for: SealedBox(bytes: [1, 1, 0]), key: keys[0])
+        }
         var wrongSuite = box.bytes
         wrongSuite[1] = 2
-        let error = #expect(throws: CryptoError.self) { _ = try ThresholdSealing.decryptionShare(for: SealedBox(bytes: wrongSuite), key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try ThresholdSealing.decryptionShare(for: SealedBox(bytes: wrongSuite), key: keys[0])
+        }
         #expect(error?.code == .ciphersuiteMismatch)
     }
 }

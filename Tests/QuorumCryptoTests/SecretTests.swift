@@ -41,7 +41,9 @@ struct SecretTests {
         let bytes = try KeyFiles.readFile(groupPath)
         #expect(try KeyFiles.ciphersuite(of: bytes, file: groupPath) == .secp256k1)
         #expect(try KeyFiles.decodeGroup(bytes, as: Secp256k1Suite.self, file: groupPath) == group)
-        #expect(throws: KeyFileError.self) { _ = try KeyFiles.decodeGroup(bytes, as: Ed25519Suite.self, file: groupPath) }
+        #expect(throws: KeyFileError.self) {
+            _ = try KeyFiles.decodeGroup(bytes, as: Ed25519Suite.self, file: groupPath)
+        }
 
         let original = String(decoding: KeyFiles.encodeShare(keys[1]).copyBytes(), as: UTF8.self)
         let cases: [(String, String)] = [
@@ -49,14 +51,21 @@ struct SecretTests {
             (original.replacingOccurrences(of: "\"threshold\": 2", with: "\"threshold\": \"two\""), "threshold"),
             (original.replacingOccurrences(of: "\"purpose\": \"signing\"", with: "\"purpose\": \"other\""), "purpose"),
             (original.replacingOccurrences(of: "key-share/v1", with: "key-share/v9"), "format"),
-            (original.replacingOccurrences(of: "\"signing_share\": \"", with: "\"signing_share\": \"ff"), "signing_share"),
-            (original.replacingOccurrences(of: "\"verifying_share\": \"0", with: "\"verifying_share\": \"1"), "verifying_share"),
+            (
+                original.replacingOccurrences(of: "\"signing_share\": \"", with: "\"signing_share\": \"ff"),
+                "signing_share"
+            ),
+            (
+                original.replacingOccurrences(of: "\"verifying_share\": \"0", with: "\"verifying_share\": \"1"),
+                "verifying_share"
+            ),
             (String(original.dropLast(4)), ""),
         ]
         for (text, field) in cases {
             var contents = Array(text.utf8)
             let error = #expect(throws: KeyFileError.self) {
-                _ = try KeyFiles.decodeShare(SecretBytes(consuming: &contents), as: Secp256k1Suite.self, file: "node-2/share.json")
+                _ = try KeyFiles.decodeShare(
+                    SecretBytes(consuming: &contents), as: Secp256k1Suite.self, file: "node-2/share.json")
             }
             #expect(error?.file == "node-2/share.json")
             if !field.isEmpty { #expect(error?.field == field, "\(error?.description ?? "")") }

@@ -24,7 +24,8 @@ struct SigningVectorTests {
 
         // Dealer: the given secret and coefficients reproduce every participant's share.
         let secret = try #require(C.Scalar(canonical: inputs["group_secret_key"].bytes))
-        let coefficients = [secret] + inputs["share_polynomial_coefficients"].array.map { C.Scalar(canonical: $0.bytes)! }
+        let coefficients =
+            [secret] + inputs["share_polynomial_coefficients"].array.map { C.Scalar(canonical: $0.bytes)! }
         #expect(coefficients.count == minSigners)
         #expect(C.Element.baseMultiply(secret) == groupKey)
         var keys: [Identifier: KeyPackage<C>] = [:]
@@ -43,8 +44,10 @@ struct SigningVectorTests {
         for out in outputs {
             let id = try Identifier(parsing: try #require(out["identifier"].int))
             let key = try #require(keys[id])
-            let hiding = FROST<C>.generateNonce(secret: key.signingShare.value, randomness: out["hiding_nonce_randomness"].bytes)
-            let binding = FROST<C>.generateNonce(secret: key.signingShare.value, randomness: out["binding_nonce_randomness"].bytes)
+            let hiding = FROST<C>.generateNonce(
+                secret: key.signingShare.value, randomness: out["hiding_nonce_randomness"].bytes)
+            let binding = FROST<C>.generateNonce(
+                secret: key.signingShare.value, randomness: out["binding_nonce_randomness"].bytes)
             #expect(hiding.serialized() == out["hiding_nonce"].bytes)
             #expect(binding.serialized() == out["binding_nonce"].bytes)
             let n = FROST<C>.commit(
@@ -58,7 +61,8 @@ struct SigningVectorTests {
 
         // Binding factors, computed once for the session.
         let package = try SigningPackage<C>(
-            message: message, commitments: outputs.map { nonces[try! Identifier(parsing: $0["identifier"].int!)]!.commitments })
+            message: message,
+            commitments: outputs.map { nonces[try! Identifier(parsing: $0["identifier"].int!)]!.commitments })
         let session = try SigningSession(package: package, verifyingKey: groupKey)
         for (i, out) in outputs.enumerated() {
             #expect(session.bindingFactorInputs[i] == out["binding_factor_input"].bytes)
@@ -69,7 +73,8 @@ struct SigningVectorTests {
         var shares: [SignatureShare<C>] = []
         for out in v["round_two_outputs"]["outputs"].array {
             let id = try Identifier(parsing: try #require(out["identifier"].int))
-            let share = try FROST<C>.sign(session: session, nonces: try #require(nonces[id]), key: try #require(keys[id]))
+            let share = try FROST<C>.sign(
+                session: session, nonces: try #require(nonces[id]), key: try #require(keys[id]))
             #expect(share.encoded == out["sig_share"].bytes)
             shares.append(share)
         }

@@ -17,12 +17,19 @@ struct ValidationTests {
 
     static let badEd25519: [BadElement] = [
         .init(name: "identity", hex: "01" + String(repeating: "00", count: 31), code: .identityElement),
-        .init(name: "identity, non-canonical (y = p + 1)", hex: "ee" + String(repeating: "ff", count: 30) + "7f", code: .invalidElement),
-        .init(name: "y = p, non-canonical", hex: "ed" + String(repeating: "ff", count: 30) + "7f", code: .invalidElement),
-        .init(name: "x = 0 with the sign bit set", hex: "01" + String(repeating: "00", count: 30) + "80", code: .invalidElement),
+        .init(
+            name: "identity, non-canonical (y = p + 1)", hex: "ee" + String(repeating: "ff", count: 30) + "7f",
+            code: .invalidElement),
+        .init(
+            name: "y = p, non-canonical", hex: "ed" + String(repeating: "ff", count: 30) + "7f", code: .invalidElement),
+        .init(
+            name: "x = 0 with the sign bit set", hex: "01" + String(repeating: "00", count: 30) + "80",
+            code: .invalidElement),
         .init(name: "order 2 (y = −1)", hex: "ec" + String(repeating: "ff", count: 30) + "7f", code: .invalidElement),
         .init(name: "order 4 (y = 0)", hex: String(repeating: "00", count: 32), code: .invalidElement),
-        .init(name: "order 8", hex: "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", code: .invalidElement),
+        .init(
+            name: "order 8", hex: "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            code: .invalidElement),
         .init(name: "too short", hex: String(repeating: "11", count: 31), code: .invalidElement),
     ]
 
@@ -75,7 +82,9 @@ struct ValidationTests {
             }
         }
         // L − 1 is fine.
-        #expect(Ed25519Scalar(canonical: Hex.decode("ecd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")!) != nil)
+        #expect(
+            Ed25519Scalar(canonical: Hex.decode("ecd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")!)
+                != nil)
         for hex in [
             "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",  // n
             "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364142",  // n + 1
@@ -86,7 +95,9 @@ struct ValidationTests {
                 _ = try SignatureShare<Secp256k1Suite>(identifier: Identifier(1), encoded: Hex.decode(hex)!)
             }
         }
-        #expect(Secp256k1Scalar(canonical: Hex.decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140")!) != nil)
+        #expect(
+            Secp256k1Scalar(canonical: Hex.decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140")!)
+                != nil)
         #expect(Ed25519Scalar(canonical: [1, 2, 3]) == nil)
     }
 
@@ -125,8 +136,11 @@ struct ValidationTests {
     @Test("A signer refuses a list without its own entry")
     func missingOwnEntry() throws {
         let (keys, _, nonces) = try setup()
-        let package = try SigningPackage(message: [1], commitments: [nonces[1], nonces[2], nonces[3]].map(\.commitments))
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0]) }
+        let package = try SigningPackage(
+            message: [1], commitments: [nonces[1], nonces[2], nonces[3]].map(\.commitments))
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .missingOwnCommitment)
         // The refused attempt still consumed the nonces.
         #expect(!nonces[0].isUsable)
@@ -137,7 +151,9 @@ struct ValidationTests {
         let (keys, _, nonces) = try setup()
         let other = FROST<Ed25519Suite>.commit(keys[0])
         let package = try SigningPackage(message: [1], commitments: [other, nonces[1], nonces[2]].map(\.commitments))
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .commitmentMismatch)
     }
 
@@ -145,7 +161,9 @@ struct ValidationTests {
     func belowThreshold() throws {
         let (keys, group, nonces) = try setup()
         let package = try SigningPackage(message: [1], commitments: [nonces[0], nonces[1]].map(\.commitments))
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .tooFewParticipants)
         let session = try SigningSession(package: package, verifyingKey: group.verifyingKey)
         let aggregateError = #expect(throws: CryptoError.self) {
@@ -158,9 +176,12 @@ struct ValidationTests {
     func mismatchedGroupKey() throws {
         let (keys, _, nonces) = try setup()
         let (_, otherGroup) = try SigningHelpers.dealer(Ed25519Suite.self, k: 3, n: 4)
-        let package = try SigningPackage(message: [1], commitments: [nonces[0], nonces[1], nonces[2]].map(\.commitments))
+        let package = try SigningPackage(
+            message: [1], commitments: [nonces[0], nonces[1], nonces[2]].map(\.commitments))
         let session = try SigningSession(package: package, verifyingKey: otherGroup.verifyingKey)
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(session: session, nonces: nonces[0], key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(session: session, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .groupKeyMismatch)
         #expect(throws: CryptoError.self) { try keys[0].check(against: otherGroup) }
     }
@@ -168,9 +189,12 @@ struct ValidationTests {
     @Test("Nonces sign once: a second use is refused")
     func nonceReuse() throws {
         let (keys, _, nonces) = try setup()
-        let package = try SigningPackage(message: [1], commitments: [nonces[0], nonces[1], nonces[2]].map(\.commitments))
+        let package = try SigningPackage(
+            message: [1], commitments: [nonces[0], nonces[1], nonces[2]].map(\.commitments))
         _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .nonceAlreadyUsed)
     }
 
@@ -188,7 +212,9 @@ struct ValidationTests {
             cheaters.contains(Int(share.identifier.value))
                 ? SignatureShare(identifier: share.identifier, share: share.share + .one) : share
         }
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.aggregate(session: session, shares: shares, group: group) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.aggregate(session: session, shares: shares, group: group)
+        }
         #expect(error?.code == .invalidSignatureShare)
         #expect(error?.culprits.map { Int($0.value) } == cheaters)
     }
@@ -200,8 +226,12 @@ struct ValidationTests {
         let package = try SigningPackage(message: [9], commitments: nonces.map(\.commitments))
         let session = try SigningSession(package: package, verifyingKey: group.verifyingKey)
         let shares = try zip(keys, nonces).map { try FROST.sign(session: session, nonces: $1, key: $0) }
-        #expect(throws: CryptoError.self) { _ = try FROST.aggregate(session: session, shares: [shares[0]], group: group) }
-        #expect(throws: CryptoError.self) { _ = try FROST.aggregate(session: session, shares: shares + [shares[0]], group: group) }
+        #expect(throws: CryptoError.self) {
+            _ = try FROST.aggregate(session: session, shares: [shares[0]], group: group)
+        }
+        #expect(throws: CryptoError.self) {
+            _ = try FROST.aggregate(session: session, shares: shares + [shares[0]], group: group)
+        }
         let stranger = SignatureShare<Ed25519Suite>(identifier: try Identifier(3), share: .one)
         let extra = #expect(throws: CryptoError.self) {
             _ = try FROST.aggregate(session: session, shares: shares + [stranger], group: group)
@@ -215,7 +245,9 @@ struct ValidationTests {
         let (keys, group) = try SigningHelpers.dealer(Ed25519Suite.self, k: 2, n: 3, purpose: .sealing)
         let nonces = keys.prefix(2).map { FROST<Ed25519Suite>.commit($0) }
         let package = try SigningPackage(message: [9], commitments: nonces.map(\.commitments))
-        let error = #expect(throws: CryptoError.self) { _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0]) }
+        let error = #expect(throws: CryptoError.self) {
+            _ = try FROST.sign(package: package, nonces: nonces[0], key: keys[0])
+        }
         #expect(error?.code == .wrongKeyPurpose)
         let session = try SigningSession(package: package, verifyingKey: group.verifyingKey)
         #expect(throws: CryptoError.self) { _ = try FROST.aggregate(session: session, shares: [], group: group) }
@@ -223,9 +255,14 @@ struct ValidationTests {
 
     @Test("Dealer parameters and share verification")
     func dealerChecks() throws {
-        #expect(throws: CryptoError.self) { _ = try TrustedDealer<Ed25519Suite>.generate(minSigners: 1, maxSigners: 3, purpose: .signing) }
-        #expect(throws: CryptoError.self) { _ = try TrustedDealer<Ed25519Suite>.generate(minSigners: 4, maxSigners: 3, purpose: .signing) }
-        let (shares, group) = try TrustedDealer<Secp256k1Suite>.generate(minSigners: 3, maxSigners: 5, purpose: .signing)
+        #expect(throws: CryptoError.self) {
+            _ = try TrustedDealer<Ed25519Suite>.generate(minSigners: 1, maxSigners: 3, purpose: .signing)
+        }
+        #expect(throws: CryptoError.self) {
+            _ = try TrustedDealer<Ed25519Suite>.generate(minSigners: 4, maxSigners: 3, purpose: .signing)
+        }
+        let (shares, group) = try TrustedDealer<Secp256k1Suite>.generate(
+            minSigners: 3, maxSigners: 5, purpose: .signing)
         #expect(group.verifyingShares.count == 5)
         let tampered = SecretShare<Secp256k1Suite>(
             identifier: shares[1].identifier, signingShare: SecretScalar(shares[1].signingShare.value + .one),
@@ -237,7 +274,8 @@ struct ValidationTests {
         forged[shares[0].identifier] = group.verifyingShares[shares[1].identifier]
         #expect(throws: CryptoError.self) {
             _ = try PublicKeyPackage<Secp256k1Suite>(
-                purpose: .signing, verifyingKey: group.verifyingKey, verifyingShares: forged, commitment: group.commitment,
+                purpose: .signing, verifyingKey: group.verifyingKey, verifyingShares: forged,
+                commitment: group.commitment,
                 minSigners: 3)
         }
     }

@@ -40,7 +40,9 @@ public enum DKG<C: Ciphersuite> {
                 do {
                     elements.append(try C.Element(validating: Array(bytes[(2 + i * n)..<(2 + (i + 1) * n)])))
                 } catch {
-                    throw CryptoError(error.code, "round-1 package from participant \(sender): commitment \(i): \(error.reason)", culprits: [sender])
+                    throw CryptoError(
+                        error.code, "round-1 package from participant \(sender): commitment \(i): \(error.reason)",
+                        culprits: [sender])
                 }
             }
             self.init(commitment: elements, proofOfKnowledge: Array(bytes[(2 + count * n)...]))
@@ -125,7 +127,8 @@ public enum DKG<C: Ciphersuite> {
         try key.check(against: group)
         try checkThreshold(minSigners: key.minSigners, maxSigners: participants)
         guard participants <= group.maxSigners else {
-            throw CryptoError(.invalidParameters, "\(participants) participants, the group has only \(group.maxSigners)")
+            throw CryptoError(
+                .invalidParameters, "\(participants) participants, the group has only \(group.maxSigners)")
         }
         let coefficients = [SecretScalar<C>(.zero)] + (1..<key.minSigners).map { _ in SecretScalar<C>.random() }
         let commitment = coefficients.dropFirst().map { C.Element.baseMultiply($0.value) }
@@ -162,11 +165,15 @@ public enum DKG<C: Ciphersuite> {
     static func checkPackages(secret: Round1Secret, _ packages: [Identifier: Round1Package]) throws(CryptoError) {
         let refresh = secret.refreshing != nil
         guard packages[secret.identifier] == nil else {
-            throw CryptoError(.duplicateIdentifier, "received a round-1 package under our own identifier \(secret.identifier)", culprits: [secret.identifier])
+            throw CryptoError(
+                .duplicateIdentifier, "received a round-1 package under our own identifier \(secret.identifier)",
+                culprits: [secret.identifier])
         }
         let expectedCount = secret.maxSigners - 1
         guard packages.count == expectedCount else {
-            throw CryptoError(.tooFewParticipants, "expected round-1 packages from \(expectedCount) participants, got \(packages.count)")
+            throw CryptoError(
+                .tooFewParticipants,
+                "expected round-1 packages from \(expectedCount) participants, got \(packages.count)")
         }
         let degree = refresh ? secret.minSigners - 1 : secret.minSigners
         for (id, package) in packages.sorted(by: { $0.key < $1.key }) {
@@ -179,10 +186,13 @@ public enum DKG<C: Ciphersuite> {
             }
             if let group = secret.refreshingGroup {
                 guard group.verifyingShares[id] != nil else {
-                    throw CryptoError(.unknownParticipant, "participant \(id) is not a member of the group being refreshed", culprits: [id])
+                    throw CryptoError(
+                        .unknownParticipant, "participant \(id) is not a member of the group being refreshed",
+                        culprits: [id])
                 }
                 guard package.proofOfKnowledge.isEmpty else {
-                    throw CryptoError(.malformed, "refresh package from participant \(id) carries a proof", culprits: [id])
+                    throw CryptoError(
+                        .malformed, "refresh package from participant \(id) carries a proof", culprits: [id])
                 }
             } else {
                 try verifyProofOfKnowledge(package, from: id)
@@ -198,11 +208,13 @@ public enum DKG<C: Ciphersuite> {
             let mu = C.Scalar(canonical: Array(proof[n...])),
             let phi0 = package.commitment.first, !phi0.isIdentity
         else {
-            throw CryptoError(.invalidProofOfKnowledge, "malformed proof of knowledge from participant \(id)", culprits: [id])
+            throw CryptoError(
+                .invalidProofOfKnowledge, "malformed proof of knowledge from participant \(id)", culprits: [id])
         }
         let c = try challenge(id, phi0, r)
         guard C.Element.baseMultiply(mu) == r + C.Element.publicMultiScalarMultiply([c], [phi0]) else {
-            throw CryptoError(.invalidProofOfKnowledge, "invalid proof of knowledge from participant \(id)", culprits: [id])
+            throw CryptoError(
+                .invalidProofOfKnowledge, "invalid proof of knowledge from participant \(id)", culprits: [id])
         }
     }
 
@@ -222,7 +234,9 @@ public enum DKG<C: Ciphersuite> {
         }
         let unexpected = Set(round2Packages.keys).subtracting(senders)
         guard unexpected.isEmpty else {
-            throw CryptoError(.unknownParticipant, "round-2 share from a participant without a round-1 package", culprits: Array(unexpected))
+            throw CryptoError(
+                .unknownParticipant, "round-2 share from a participant without a round-1 package",
+                culprits: Array(unexpected))
         }
         let refresh = secret.round1.refreshing
         var all = secret.received
@@ -239,10 +253,12 @@ public enum DKG<C: Ciphersuite> {
             total = total + share
         }
         guard bad.isEmpty else {
-            throw CryptoError(.invalidSecretShare, "round-2 share does not match the sender's commitment", culprits: bad)
+            throw CryptoError(
+                .invalidSecretShare, "round-2 share does not match the sender's commitment", culprits: bad)
         }
         let participants = all.keys.sorted()
-        var groupCommitment = (0..<secret.round1.minSigners).map { j in C.Element.sum(participants.map { full[$0]![j] }) }
+        var groupCommitment = (0..<secret.round1.minSigners).map { j in C.Element.sum(participants.map { full[$0]![j] })
+        }
         var verifyingKey = groupCommitment[0]
         if let old = refresh {
             total = total + old.signingShare.value
@@ -262,7 +278,8 @@ public enum DKG<C: Ciphersuite> {
         guard !verifyingKey.isIdentity else {
             throw CryptoError(.identityElement, "the group public key is the identity")
         }
-        let group = PublicKeyPackage<C>(purpose: secret.round1.purpose, commitment: groupCommitment, identifiers: participants)
+        let group = PublicKeyPackage<C>(
+            purpose: secret.round1.purpose, commitment: groupCommitment, identifiers: participants)
         let key = try KeyPackage<C>(
             identifier: me, signingShare: SecretScalar(total), verifyingKey: verifyingKey,
             minSigners: secret.round1.minSigners, purpose: secret.round1.purpose)
@@ -295,7 +312,9 @@ public enum DKG<C: Ciphersuite> {
     public static func confirmTranscript(_ ours: [UInt8], reported: [Identifier: [UInt8]]) throws(CryptoError) {
         let disagreeing = reported.filter { $0.value != ours }.map(\.key)
         guard disagreeing.isEmpty else {
-            throw CryptoError(.transcriptMismatch, "the DKG transcript digests differ; the key must not be used", culprits: disagreeing)
+            throw CryptoError(
+                .transcriptMismatch, "the DKG transcript digests differ; the key must not be used",
+                culprits: disagreeing)
         }
     }
 }

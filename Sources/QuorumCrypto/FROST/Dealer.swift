@@ -14,7 +14,9 @@ public struct SecretShare<C: Ciphersuite>: Sendable {
         }
         let expected = Polynomial<C>.evaluateCommitment(commitment, at: identifier.scalar(in: C.self))
         guard C.Element.baseMultiply(signingShare.value) == expected else {
-            throw CryptoError(.invalidSecretShare, "the share of participant \(identifier) does not match the dealer's commitment", culprits: [identifier])
+            throw CryptoError(
+                .invalidSecretShare, "the share of participant \(identifier) does not match the dealer's commitment",
+                culprits: [identifier])
         }
         return try KeyPackage(
             identifier: identifier, signingShare: signingShare, verifyingKey: verifyingKey,

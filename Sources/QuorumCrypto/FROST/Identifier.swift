@@ -41,6 +41,7 @@ func requireDistinct(_ ids: [Identifier], _ what: String) throws(CryptoError) {
     var duplicates = Set<Identifier>()
     for id in ids where !seen.insert(id).inserted { duplicates.insert(id) }
     if !duplicates.isEmpty {
-        throw CryptoError(.duplicateIdentifier, "\(what) names a participant more than once", culprits: Array(duplicates))
+        throw CryptoError(
+            .duplicateIdentifier, "\(what) names a participant more than once", culprits: Array(duplicates))
     }
 }

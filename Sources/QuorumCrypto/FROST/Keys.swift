@@ -100,16 +100,23 @@ public struct KeyPackage<C: Ciphersuite>: Sendable, CustomStringConvertible {
     /// whose public image is the group's verifying share for this identifier.
     public func check(against group: PublicKeyPackage<C>) throws(CryptoError) {
         guard purpose == group.purpose else {
-            throw CryptoError(.wrongKeyPurpose, "a \(purpose.rawValue) share cannot be used with a \(group.purpose.rawValue) group")
+            throw CryptoError(
+                .wrongKeyPurpose, "a \(purpose.rawValue) share cannot be used with a \(group.purpose.rawValue) group")
         }
         guard verifyingKey == group.verifyingKey else {
-            throw CryptoError(.groupKeyMismatch, "share of participant \(identifier) belongs to another group", culprits: [identifier])
+            throw CryptoError(
+                .groupKeyMismatch, "share of participant \(identifier) belongs to another group", culprits: [identifier]
+            )
         }
         guard minSigners == group.minSigners else {
-            throw CryptoError(.invalidParameters, "share of participant \(identifier) has threshold \(minSigners), the group has \(group.minSigners)")
+            throw CryptoError(
+                .invalidParameters,
+                "share of participant \(identifier) has threshold \(minSigners), the group has \(group.minSigners)")
         }
         guard try group.verifyingShare(of: identifier) == verifyingShare else {
-            throw CryptoError(.invalidSecretShare, "share of participant \(identifier) does not match its verifying share", culprits: [identifier])
+            throw CryptoError(
+                .invalidSecretShare, "share of participant \(identifier) does not match its verifying share",
+                culprits: [identifier])
         }
     }
 

@@ -12,13 +12,19 @@ public enum Repair<C: Ciphersuite> {
     ) throws(CryptoError) -> [Identifier: SecretScalar<C>] {
         try requireDistinct(helpers, "the helper list")
         guard helpers.count >= key.minSigners else {
-            throw CryptoError(.tooFewParticipants, "\(helpers.count) helpers, repairing a share needs the threshold of \(key.minSigners)")
+            throw CryptoError(
+                .tooFewParticipants,
+                "\(helpers.count) helpers, repairing a share needs the threshold of \(key.minSigners)")
         }
         guard helpers.contains(key.identifier) else {
-            throw CryptoError(.unknownParticipant, "participant \(key.identifier) is not in the helper list", culprits: [key.identifier])
+            throw CryptoError(
+                .unknownParticipant, "participant \(key.identifier) is not in the helper list",
+                culprits: [key.identifier])
         }
         guard !helpers.contains(lostParticipant) else {
-            throw CryptoError(.invalidParameters, "participant \(lostParticipant) cannot help repair its own share", culprits: [lostParticipant])
+            throw CryptoError(
+                .invalidParameters, "participant \(lostParticipant) cannot help repair its own share",
+                culprits: [lostParticipant])
         }
         let lambda = try Polynomial<C>.lagrangeCoefficient(
             for: key.identifier, in: helpers, at: lostParticipant.scalar(in: C.self))
@@ -49,7 +55,10 @@ public enum Repair<C: Ciphersuite> {
             throw CryptoError(.tooFewParticipants, "\(sigmas.count) sigmas, the threshold is \(group.minSigners)")
         }
         guard C.Element.baseMultiply(share.value) == (try group.verifyingShare(of: identifier)) else {
-            throw CryptoError(.invalidSecretShare, "the repaired share of participant \(identifier) does not match its verifying share; a helper sent a wrong value")
+            throw CryptoError(
+                .invalidSecretShare,
+                "the repaired share of participant \(identifier) does not match its verifying share; a helper sent a wrong value"
+            )
         }
         return try KeyPackage(
             identifier: identifier, signingShare: share, verifyingKey: group.verifyingKey,

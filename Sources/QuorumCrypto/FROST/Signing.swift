@@ -12,7 +12,9 @@ public struct SigningCommitments<C: Ciphersuite>: Sendable, Equatable {
 
     public init(identifier: Identifier, hiding: C.Element, binding: C.Element) throws(CryptoError) {
         guard !hiding.isIdentity, !binding.isIdentity else {
-            throw CryptoError(.identityElement, "a nonce commitment of participant \(identifier) is the identity", culprits: [identifier])
+            throw CryptoError(
+                .identityElement, "a nonce commitment of participant \(identifier) is the identity",
+                culprits: [identifier])
         }
         self.identifier = identifier
         self.hiding = hiding
@@ -25,14 +27,17 @@ public struct SigningCommitments<C: Ciphersuite>: Sendable, Equatable {
     public init(identifier: Identifier, encoded bytes: [UInt8]) throws(CryptoError) {
         let n = C.elementLength
         guard bytes.count == 2 * n else {
-            throw CryptoError(.malformed, "nonce commitments of participant \(identifier) must be \(2 * n) bytes", culprits: [identifier])
+            throw CryptoError(
+                .malformed, "nonce commitments of participant \(identifier) must be \(2 * n) bytes",
+                culprits: [identifier])
         }
         do {
             let hiding = try C.Element(validating: Array(bytes[0..<n]))
             let binding = try C.Element(validating: Array(bytes[n...]))
             try self.init(identifier: identifier, hiding: hiding, binding: binding)
         } catch {
-            throw CryptoError(error.code, "nonce commitment of participant \(identifier): \(error.reason)", culprits: [identifier])
+            throw CryptoError(
+                error.code, "nonce commitment of participant \(identifier): \(error.reason)", culprits: [identifier])
         }
     }
 
@@ -59,7 +64,11 @@ public final class SigningNonces<C: Ciphersuite>: Sendable, CustomStringConverti
 
     /// Removes the nonces; only the first call gets them.
     func take() throws(CryptoError) -> (hiding: SecretScalar<C>, binding: SecretScalar<C>) {
-        guard let taken = secrets.withLock({ value in defer { value = nil }; return value }) else {
+        guard
+            let taken = secrets.withLock({ value in
+                defer { value = nil }; return value
+            })
+        else {
             throw CryptoError(.nonceAlreadyUsed, "these signing nonces were already used or discarded")
         }
         return taken
@@ -82,10 +91,14 @@ public struct SigningPackage<C: Ciphersuite>: Sendable {
         guard !commitments.isEmpty else { throw CryptoError(.tooFewParticipants, "the commitment list is empty") }
         for (a, b) in zip(commitments, commitments.dropFirst()) {
             if a.identifier == b.identifier {
-                throw CryptoError(.duplicateIdentifier, "the commitment list names participant \(a.identifier) twice", culprits: [a.identifier])
+                throw CryptoError(
+                    .duplicateIdentifier, "the commitment list names participant \(a.identifier) twice",
+                    culprits: [a.identifier])
             }
             if a.identifier > b.identifier {
-                throw CryptoError(.unsortedCommitments, "the commitment list is not sorted by identifier (\(a.identifier) before \(b.identifier))")
+                throw CryptoError(
+                    .unsortedCommitments,
+                    "the commitment list is not sorted by identifier (\(a.identifier) before \(b.identifier))")
             }
         }
         self.message = message
@@ -121,10 +134,12 @@ public struct SigningSession<C: Ciphersuite>: Sendable {
         let prefix = pk + C.H4(package.message) + C.H5(package.encodedCommitmentList)
         let inputs = package.commitments.map { prefix + $0.identifier.scalar(in: C.self).serialized() }
         let factors = inputs.map(C.H1)
-        let r = C.Element.sum(package.commitments.map(\.hiding))
+        let r =
+            C.Element.sum(package.commitments.map(\.hiding))
             + C.Element.publicMultiScalarMultiply(factors, package.commitments.map(\.binding))
         guard !r.isIdentity else {
-            throw CryptoError(.identityElement, "the group commitment is the identity; the commitment list is malicious")
+            throw CryptoError(
+                .identityElement, "the group commitment is the identity; the commitment list is malicious")
         }
         let rEncoded = try r.serialized()
         self.package = package
@@ -175,8 +190,9 @@ public enum FROST<C: Ciphersuite> {
 
     /// Round one (`commit`): fresh nonces from the system's random source.
     public static func commit(_ key: KeyPackage<C>) -> SigningNonces<C> {
-        commit(identifier: key.identifier, signingShare: key.signingShare,
-               hidingRandomness: Sodium.randomBytes(32), bindingRandomness: Sodium.randomBytes(32))
+        commit(
+            identifier: key.identifier, signingShare: key.signingShare,
+            hidingRandomness: Sodium.randomBytes(32), bindingRandomness: Sodium.randomBytes(32))
     }
 
     /// Round one with caller-supplied randomness; only for reproducing published vectors.
@@ -212,13 +228,17 @@ public enum FROST<C: Ciphersuite> {
             throw CryptoError(.tooFewParticipants, "\(signers.count) commitments, the threshold is \(key.minSigners)")
         }
         guard let index = session.index(of: key.identifier) else {
-            throw CryptoError(.missingOwnCommitment, "the commitment list lacks participant \(key.identifier)'s own entry")
+            throw CryptoError(
+                .missingOwnCommitment, "the commitment list lacks participant \(key.identifier)'s own entry")
         }
         guard session.package.commitments[index] == nonces.commitments else {
-            throw CryptoError(.commitmentMismatch, "the commitment list carries a different commitment for participant \(key.identifier)")
+            throw CryptoError(
+                .commitmentMismatch,
+                "the commitment list carries a different commitment for participant \(key.identifier)")
         }
         let lambda = try Polynomial<C>.lagrangeCoefficient(for: key.identifier, in: signers)
-        let z = secrets.hiding.value + secrets.binding.value * session.bindingFactors[index]
+        let z =
+            secrets.hiding.value + secrets.binding.value * session.bindingFactors[index]
             + lambda * key.signingShare.value * session.challenge
         return SignatureShare(identifier: key.identifier, share: z)
     }
@@ -242,13 +262,17 @@ public enum FROST<C: Ciphersuite> {
         _ share: SignatureShare<C>, session: SigningSession<C>, group: PublicKeyPackage<C>
     ) throws(CryptoError) -> Bool {
         guard let index = session.index(of: share.identifier) else {
-            throw CryptoError(.unknownParticipant, "participant \(share.identifier) is not a signer of this session", culprits: [share.identifier])
+            throw CryptoError(
+                .unknownParticipant, "participant \(share.identifier) is not a signer of this session",
+                culprits: [share.identifier])
         }
         let publicShare = try group.verifyingShare(of: share.identifier)
         let lambda = try Polynomial<C>.lagrangeCoefficient(for: share.identifier, in: session.package.signers)
         let commitment = session.package.commitments[index]
-        let expected = commitment.hiding + C.Element.publicMultiScalarMultiply(
-            [session.bindingFactors[index], session.challenge * lambda], [commitment.binding, publicShare])
+        let expected =
+            commitment.hiding
+            + C.Element.publicMultiScalarMultiply(
+                [session.bindingFactors[index], session.challenge * lambda], [commitment.binding, publicShare])
         return C.Element.baseMultiply(share.share) == expected
     }
 
@@ -275,7 +299,8 @@ public enum FROST<C: Ciphersuite> {
         }
         let extra = byId.keys.filter { !signers.contains($0) }
         guard extra.isEmpty else {
-            throw CryptoError(.unknownParticipant, "a signature share from a participant that did not commit", culprits: extra)
+            throw CryptoError(
+                .unknownParticipant, "a signature share from a participant that did not commit", culprits: extra)
         }
         for id in signers where group.verifyingShares[id] == nil {
             throw CryptoError(.unknownParticipant, "signer \(id) is not part of this group", culprits: [id])

@@ -37,7 +37,9 @@ public struct DecryptionShare<C: Ciphersuite>: Sendable, Equatable {
     public init(identifier: Identifier, encoded bytes: [UInt8]) throws(CryptoError) {
         let n = C.elementLength, s = C.scalarLength
         guard bytes.count == n + 2 * s else {
-            throw CryptoError(.malformed, "decryption share from participant \(identifier) must be \(n + 2 * s) bytes", culprits: [identifier])
+            throw CryptoError(
+                .malformed, "decryption share from participant \(identifier) must be \(n + 2 * s) bytes",
+                culprits: [identifier])
         }
         do {
             self.init(
@@ -45,7 +47,8 @@ public struct DecryptionShare<C: Ciphersuite>: Sendable, Equatable {
                 challenge: try C.scalar(Array(bytes[n..<(n + s)]), "the proof challenge"),
                 response: try C.scalar(Array(bytes[(n + s)...]), "the proof response"))
         } catch {
-            throw CryptoError(error.code, "decryption share from participant \(identifier): \(error.reason)", culprits: [identifier])
+            throw CryptoError(
+                error.code, "decryption share from participant \(identifier): \(error.reason)", culprits: [identifier])
         }
     }
 }
@@ -61,7 +64,8 @@ public enum ThresholdSealing<C: Ciphersuite> {
         _ plaintext: SecretBytes, to group: PublicKeyPackage<C>, associatedData: [UInt8] = []
     ) throws(CryptoError) -> SealedBox {
         guard group.purpose == .sealing else {
-            throw CryptoError(.wrongKeyPurpose, "credentials are sealed to a sealing key, not a \(group.purpose.rawValue) key")
+            throw CryptoError(
+                .wrongKeyPurpose, "credentials are sealed to a sealing key, not a \(group.purpose.rawValue) key")
         }
         let r = SecretScalar<C>.random()
         let u = C.Element.baseMultiply(r.value)
@@ -83,7 +87,8 @@ public enum ThresholdSealing<C: Ciphersuite> {
     }
 
     /// A holder's decryption share for `box`, with its proof.
-    public static func decryptionShare(for box: SealedBox, key: KeyPackage<C>) throws(CryptoError) -> DecryptionShare<C> {
+    public static func decryptionShare(for box: SealedBox, key: KeyPackage<C>) throws(CryptoError) -> DecryptionShare<C>
+    {
         guard key.purpose == .sealing else {
             throw CryptoError(.wrongKeyPurpose, "a signing share cannot produce decryption shares")
         }
@@ -98,11 +103,15 @@ public enum ThresholdSealing<C: Ciphersuite> {
     }
 
     /// Checks a decryption share's proof against the holder's verifying share.
-    public static func verify(_ share: DecryptionShare<C>, for box: SealedBox, group: PublicKeyPackage<C>) throws(CryptoError) -> Bool {
+    public static func verify(
+        _ share: DecryptionShare<C>, for box: SealedBox, group: PublicKeyPackage<C>
+    ) throws(CryptoError) -> Bool {
         let (u, _, _) = try parse(box)
         guard let publicShare = group.verifyingShares[share.identifier] else { return false }
         // A₁ = z·G − c·PKᵢ, A₂ = z·U − c·Dᵢ; the proof holds if c = H(…, A₁, A₂).
-        let a1 = C.Element.baseMultiply(share.response) - C.Element.publicMultiScalarMultiply([share.challenge], [publicShare])
+        let a1 =
+            C.Element.baseMultiply(share.response)
+            - C.Element.publicMultiScalarMultiply([share.challenge], [publicShare])
         let a2 = C.Element.publicMultiScalarMultiply([share.response, -share.challenge], [u, share.share])
         guard let c = try? proofChallenge(share.identifier, publicShare, u, share.share, a1, a2) else { return false }
         return c == share.challenge
@@ -114,13 +123,15 @@ public enum ThresholdSealing<C: Ciphersuite> {
         _ box: SealedBox, shares: [DecryptionShare<C>], group: PublicKeyPackage<C>, associatedData: [UInt8] = []
     ) throws(CryptoError) -> SecretBytes {
         guard group.purpose == .sealing else {
-            throw CryptoError(.wrongKeyPurpose, "a sealed box is opened with a sealing group, not a \(group.purpose.rawValue) group")
+            throw CryptoError(
+                .wrongKeyPurpose, "a sealed box is opened with a sealing group, not a \(group.purpose.rawValue) group")
         }
         let (u, nonce, ciphertext) = try parse(box)
         try requireDistinct(shares.map(\.identifier), "the decryption shares")
         let unknown = shares.map(\.identifier).filter { group.verifyingShares[$0] == nil }
         guard unknown.isEmpty else {
-            throw CryptoError(.unknownParticipant, "decryption shares from participants outside the group", culprits: unknown)
+            throw CryptoError(
+                .unknownParticipant, "decryption shares from participants outside the group", culprits: unknown)
         }
         var invalid: [Identifier] = []
         for share in shares where try !verify(share, for: box, group: group) { invalid.append(share.identifier) }
@@ -128,7 +139,8 @@ public enum ThresholdSealing<C: Ciphersuite> {
             throw CryptoError(.invalidDecryptionShare, "decryption share proof does not verify", culprits: invalid)
         }
         guard shares.count >= group.minSigners else {
-            throw CryptoError(.tooFewParticipants, "\(shares.count) valid decryption shares, opening needs \(group.minSigners)")
+            throw CryptoError(
+                .tooFewParticipants, "\(shares.count) valid decryption shares, opening needs \(group.minSigners)")
         }
         let ids = shares.map(\.identifier)
         var lambdas: [C.Scalar] = []
@@ -146,7 +158,9 @@ public enum ThresholdSealing<C: Ciphersuite> {
         }
         guard rc == 0 else {
             plaintext.withUnsafeMutableBytes { Sodium.zero($0) }
-            throw CryptoError(.decryptionFailed, "the sealed box does not open: wrong group, wrong associated data, or tampered ciphertext")
+            throw CryptoError(
+                .decryptionFailed,
+                "the sealed box does not open: wrong group, wrong associated data, or tampered ciphertext")
         }
         return SecretBytes(consuming: &plaintext)
     }

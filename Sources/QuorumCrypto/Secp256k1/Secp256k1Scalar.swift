@@ -13,7 +13,8 @@ public struct Secp256k1Scalar: GroupScalar {
     /// −n⁻¹ mod 2⁶⁴.
     static let nPrime: UInt64 = 0x4b0dff665588b13f
     /// R² mod n with R = 2²⁵⁶.
-    static let r2 = Secp256k1Scalar(limbs: (0x896cf21467d7d140, 0x741496c20e7cf878, 0xe697f5e45bcd07c6, 0x9d671cd581c69bc5))
+    static let r2 = Secp256k1Scalar(
+        limbs: (0x896cf21467d7d140, 0x741496c20e7cf878, 0xe697f5e45bcd07c6, 0x9d671cd581c69bc5))
 
     init(limbs: (UInt64, UInt64, UInt64, UInt64)) { l = limbs }
 
@@ -119,7 +120,8 @@ public struct Secp256k1Scalar: GroupScalar {
             carry = (o1 ? 1 : 0) | (o2 ? 1 : 0)
             return s2
         }
-        return Secp256k1Scalar(limbs: (step(d.0, addend.0), step(d.1, addend.1), step(d.2, addend.2), step(d.3, addend.3)))
+        return Secp256k1Scalar(
+            limbs: (step(d.0, addend.0), step(d.1, addend.1), step(d.2, addend.2), step(d.3, addend.3)))
     }
 
     public static prefix func - (a: Self) -> Self { zero - a }
