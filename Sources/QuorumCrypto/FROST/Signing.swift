@@ -151,6 +151,21 @@ public struct SigningSession<C: Ciphersuite>: Sendable {
     }
 
     func index(of id: Identifier) -> Int? { package.commitments.firstIndex { $0.identifier == id } }
+
+    /// Checks the session can be used with a key of `purpose` for `verifyingKey` and threshold
+    /// `minSigners`: signing purpose, same group key, and at least the threshold of signers.
+    func requireUsable(purpose: KeyPurpose, verifyingKey: C.Element, minSigners: Int) throws(CryptoError) {
+        guard purpose == .signing else {
+            throw CryptoError(.wrongKeyPurpose, "a sealing key cannot sign or aggregate signatures")
+        }
+        guard self.verifyingKey == verifyingKey else {
+            throw CryptoError(.groupKeyMismatch, "the signing session is for a different group public key")
+        }
+        guard package.commitments.count >= minSigners else {
+            throw CryptoError(
+                .tooFewParticipants, "\(package.commitments.count) signers committed, the threshold is \(minSigners)")
+        }
+    }
 }
 
 /// A signer's response zᵢ (RFC 9591 §5.2).
@@ -217,16 +232,8 @@ public enum FROST<C: Ciphersuite> {
         session: SigningSession<C>, nonces: SigningNonces<C>, key: KeyPackage<C>
     ) throws(CryptoError) -> SignatureShare<C> {
         let secrets = try nonces.take()
-        guard key.purpose == .signing else {
-            throw CryptoError(.wrongKeyPurpose, "a sealing key cannot produce signature shares")
-        }
-        guard session.verifyingKey == key.verifyingKey else {
-            throw CryptoError(.groupKeyMismatch, "the signing session is for a different group public key")
-        }
+        try session.requireUsable(purpose: key.purpose, verifyingKey: key.verifyingKey, minSigners: key.minSigners)
         let signers = session.package.signers
-        guard signers.count >= key.minSigners else {
-            throw CryptoError(.tooFewParticipants, "\(signers.count) commitments, the threshold is \(key.minSigners)")
-        }
         guard let index = session.index(of: key.identifier) else {
             throw CryptoError(
                 .missingOwnCommitment, "the commitment list lacks participant \(key.identifier)'s own entry")
@@ -281,16 +288,9 @@ public enum FROST<C: Ciphersuite> {
     public static func aggregate(
         session: SigningSession<C>, shares: [SignatureShare<C>], group: PublicKeyPackage<C>
     ) throws(CryptoError) -> Signature {
-        guard group.purpose == .signing else {
-            throw CryptoError(.wrongKeyPurpose, "a sealing group cannot aggregate signatures")
-        }
-        guard session.verifyingKey == group.verifyingKey else {
-            throw CryptoError(.groupKeyMismatch, "the signing session is for a different group public key")
-        }
+        try session.requireUsable(
+            purpose: group.purpose, verifyingKey: group.verifyingKey, minSigners: group.minSigners)
         let signers = session.package.signers
-        guard signers.count >= group.minSigners else {
-            throw CryptoError(.tooFewParticipants, "\(signers.count) signers, the threshold is \(group.minSigners)")
-        }
         try requireDistinct(shares.map(\.identifier), "the signature shares")
         let byId = Dictionary(uniqueKeysWithValues: shares.map { ($0.identifier, $0) })
         let missing = signers.filter { byId[$0] == nil }

@@ -97,7 +97,11 @@ public struct Secp256k1Scalar: GroupScalar {
         }
     }
 
-    public static func + (a: Self, b: Self) -> Self {
+    /// (a + b, carry) over four limbs.
+    @inline(__always)
+    static func add(
+        _ a: (UInt64, UInt64, UInt64, UInt64), _ b: (UInt64, UInt64, UInt64, UInt64)
+    ) -> ((UInt64, UInt64, UInt64, UInt64), UInt64) {
         var carry: UInt64 = 0
         func step(_ x: UInt64, _ y: UInt64) -> UInt64 {
             let (s1, o1) = x.addingReportingOverflow(y)
@@ -105,23 +109,19 @@ public struct Secp256k1Scalar: GroupScalar {
             carry = (o1 ? 1 : 0) | (o2 ? 1 : 0)
             return s2
         }
-        let sum = (step(a.l.0, b.l.0), step(a.l.1, b.l.1), step(a.l.2, b.l.2), step(a.l.3, b.l.3))
+        let r = (step(a.0, b.0), step(a.1, b.1), step(a.2, b.2), step(a.3, b.3))
+        return (r, carry)
+    }
+
+    public static func + (a: Self, b: Self) -> Self {
+        let (sum, carry) = add(a.l, b.l)
         return reduceOnce(sum, carry: carry)
     }
 
     public static func - (a: Self, b: Self) -> Self {
-        let (d, borrow) = subtract(a.l, b.l)
-        // Add n back when the subtraction borrowed.
-        let addend = select(0 &- borrow, n, (0, 0, 0, 0))
-        var carry: UInt64 = 0
-        func step(_ x: UInt64, _ y: UInt64) -> UInt64 {
-            let (s1, o1) = x.addingReportingOverflow(y)
-            let (s2, o2) = s1.addingReportingOverflow(carry)
-            carry = (o1 ? 1 : 0) | (o2 ? 1 : 0)
-            return s2
-        }
-        return Secp256k1Scalar(
-            limbs: (step(d.0, addend.0), step(d.1, addend.1), step(d.2, addend.2), step(d.3, addend.3)))
+        let (difference, borrow) = subtract(a.l, b.l)
+        // Add n back when the subtraction borrowed (the carry out is discarded: it cancels the borrow).
+        return Secp256k1Scalar(limbs: add(difference, select(0 &- borrow, n, (0, 0, 0, 0))).0)
     }
 
     public static prefix func - (a: Self) -> Self { zero - a }
