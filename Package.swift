@@ -51,7 +51,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumctlTests",
-            dependencies: ["QuorumCrypto", "QuorumTestKit", "quorumctl"]
+            dependencies: ["QuorumCrypto", "QuorumTestKit", "quorumctl", "CSodium"]
         ),
     ]
 )

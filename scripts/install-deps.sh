@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build needs, only those missing. Used by demo.sh and test.sh.
+# Installs the system libraries Quorum Latch builds against (Debian/Ubuntu), if any are missing.
+# Called by scripts/demo.sh and before the tests; safe to run again (does nothing when all are
+# present). Uses sudo only when not already root.
 set -euo pipefail
 
 packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config)
+
 missing=()
 for package in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    if ! dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q 'install ok installed'; then
         missing+=("$package")
     fi
 done
 
 if ((${#missing[@]} == 0)); then
+    echo "install-deps: ${packages[*]} already installed"
     exit 0
 fi
 
-echo "Installing missing packages: ${missing[*]}"
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-    sudo=(sudo)
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]}, and there is no apt-get; install them with your package manager" >&2
+    exit 1
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+as_root=()
+if [[ "$(id -u)" -ne 0 ]]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "install-deps: missing ${missing[*]}; run as root or install sudo" >&2
+        exit 1
+    fi
+    as_root=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+${as_root[@]+"${as_root[@]}"} apt-get update
+${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"

@@ -43,7 +43,8 @@ public enum KeyFiles {
                 }),
             "vss_commitment": group.commitment.map { Hex.encode((try? $0.serialized()) ?? []) },
         ]
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let data = try! JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return Array(data) + [0x0a]
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import QuorumCrypto
+import Synchronization
 
 /// Shared helpers for the test targets: where the published vectors live, JSON access, and the
 /// paths of built executables.
@@ -36,8 +37,131 @@ public enum TestKit {
 
     /// A built product in the same build directory as the running tests.
     public static func executable(_ name: String) -> URL {
-        let bundle = Bundle.main.bundleURL
-        return bundle.deletingLastPathComponent().appendingPathComponent(name)
+        productsDirectory.appendingPathComponent(name)
+    }
+
+    /// The build products directory (`.build/debug`, or the one of `--scratch-path`), or
+    /// `QUORUM_PRODUCTS` when set (e.g. to test a release build).
+    ///
+    /// On Linux the test runner is itself an executable, `<Package>PackageTests.xctest`, inside
+    /// the products directory, and `Bundle.main.bundleURL` is that directory already (not a bundle
+    /// to step out of). On macOS the runner is `xctest` or `swiftpm-testing-helper` from the
+    /// toolchain, and the products directory is the one holding the loaded `.xctest` bundle.
+    public static let productsDirectory: URL = {
+        if let override = ProcessInfo.processInfo.environment["QUORUM_PRODUCTS"] {
+            return URL(fileURLWithPath: override)
+        }
+        #if canImport(Darwin)
+            if let bundle = Bundle.allBundles.first(where: { $0.bundlePath.hasSuffix(".xctest") }) {
+                return bundle.bundleURL.deletingLastPathComponent()
+            }
+        #endif
+        if let runner = Bundle.main.executableURL {
+            return runner.resolvingSymlinksInPath().deletingLastPathComponent()
+        }
+        return Bundle.main.bundleURL
+    }()
+
+    /// What a finished subprocess printed and how it ended.
+    public struct ProcessOutput: Sendable, CustomStringConvertible {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        /// The process overran its time limit and was killed; `status` is then meaningless.
+        public let timedOut: Bool
+
+        public var stdoutLines: [String] { stdout.split(separator: "\n").map(String.init) }
+        public var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+
+        public var description: String {
+            "exit \(status)\(timedOut ? " (timed out)" : "")\n--- stdout\n\(stdout)--- stderr\n\(stderr)"
+        }
+    }
+
+    /// Runs `executable` to completion, or kills it after `timeout` (SIGTERM, then SIGKILL).
+    ///
+    /// Blocking waits happen on Dispatch threads, never in the cooperative pool, and every wait is
+    /// bounded, so a hung child fails its test instead of hanging the run.
+    public static func run(
+        _ executable: URL, _ arguments: [String], stdin: [UInt8] = [], timeout: Duration = .seconds(60)
+    ) async throws -> ProcessOutput {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let input = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+
+        try process.run()
+        let stdoutData = drain(output.fileHandleForReading)
+        let stderrData = drain(errors.fileHandleForReading)
+        let writer = input.fileHandleForWriting
+        _ = ignoreBrokenPipes
+        DispatchQueue.global().async {
+            if !stdin.isEmpty { try? writer.write(contentsOf: stdin) }
+            try? writer.close()
+        }
+
+        var timedOut = false
+        if await !wait(exited, timeout) {
+            timedOut = true
+            process.terminate()
+            if await !wait(exited, .seconds(5)) {
+                kill(process.processIdentifier, SIGKILL)
+                _ = await wait(exited, .seconds(5))
+            }
+        }
+        let out = await stdoutData.value(within: .seconds(5))
+        let err = await stderrData.value(within: .seconds(5))
+        return ProcessOutput(
+            status: timedOut ? -1 : process.terminationStatus,
+            stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self),
+            timedOut: timedOut)
+    }
+
+    /// A child may exit without reading its stdin; writing to that pipe must fail with EPIPE
+    /// rather than kill the test runner with SIGPIPE.
+    private static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+    private static func wait(_ semaphore: DispatchSemaphore, _ timeout: Duration) async -> Bool {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let (seconds, attoseconds) = timeout.components
+                let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+                continuation.resume(returning: semaphore.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success)
+            }
+        }
+    }
+
+    /// Reads a pipe to its end on a Dispatch thread, so a chatty child never blocks on a full pipe.
+    private static func drain(_ handle: FileHandle) -> PipeContents {
+        let contents = PipeContents()
+        DispatchQueue.global().async {
+            contents.finish(with: (try? handle.readToEnd()) ?? Data())
+        }
+        return contents
+    }
+
+    /// The bytes read from one pipe, available once the writer closed it.
+    private final class PipeContents: Sendable {
+        private let data = Mutex<Data?>(nil)
+        private let done = DispatchSemaphore(value: 0)
+
+        func finish(with bytes: Data) {
+            data.withLock { $0 = bytes }
+            done.signal()
+        }
+
+        /// What was read; empty if the pipe is still open after `timeout` (a grandchild holds it).
+        func value(within timeout: Duration) async -> Data {
+            guard await TestKit.wait(done, timeout) else { return Data() }
+            return data.withLock { $0 ?? Data() }
+        }
     }
 
     /// A fresh temporary directory, removed by the caller.
