@@ -21,7 +21,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
-/// A short display name for the ciphersuite, as used on the command line.
+/// The ciphersuite as it appears in benchmark names (and `--filter` patterns).
 func suiteName<C: Ciphersuite>(_: C.Type) -> String {
     switch C.id {
     case .ed25519: "Ed25519"
@@ -29,7 +29,7 @@ func suiteName<C: Ciphersuite>(_: C.Type) -> String {
     }
 }
 
-/// A 32-byte message: the size of the digest a checkpoint signature covers.
+/// The signed message: 32 bytes, the size of a SHA-256 digest.
 let message = [UInt8](repeating: 0x5a, count: 32)
 
 /// A 64-byte credential, sealed under a name given as associated data.
@@ -39,7 +39,8 @@ let credentialName = Array("credential/db-primary".utf8)
 func dealerKeys<C: Ciphersuite>(
     _: C.Type, minSigners: Int, maxSigners: Int, purpose: KeyPurpose
 ) throws(CryptoError) -> (keys: [KeyPackage<C>], group: PublicKeyPackage<C>) {
-    let (shares, group) = try TrustedDealer<C>.generate(minSigners: minSigners, maxSigners: maxSigners, purpose: purpose)
+    let (shares, group) = try TrustedDealer<C>.generate(
+        minSigners: minSigners, maxSigners: maxSigners, purpose: purpose)
     var keys: [KeyPackage<C>] = []
     for share in shares { keys.append(try share.verify()) }
     return (keys, group)
