@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // The layout follows DESIGN.md §3: C libraries behind system-library targets, then one module per
-// concern, arrows pointing down. Targets for the log, policy, protocol, node and proxy arrive with
-// their issues.
+// concern, arrows pointing down. Targets for the policy, protocol, node and proxy arrive with their
+// issues.
 import PackageDescription
 
 let package = Package(
@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "QuorumCrypto", targets: ["QuorumCrypto"]),
+        .library(name: "QuorumLog", targets: ["QuorumLog"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
     ],
     dependencies: [
@@ -35,6 +36,10 @@ let package = Package(
             dependencies: ["CSodium", "CSecp256k1"]
         ),
         .target(
+            name: "QuorumLog",
+            dependencies: ["CRocksDB", "QuorumCrypto"]
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: ["QuorumCrypto"]
         ),
@@ -48,6 +53,10 @@ let package = Package(
         .testTarget(
             name: "QuorumCryptoTests",
             dependencies: ["QuorumCrypto", "QuorumTestKit", "CSodium", "CSecp256k1"]
+        ),
+        .testTarget(
+            name: "QuorumLogTests",
+            dependencies: ["QuorumLog", "QuorumCrypto", "QuorumTestKit"]
         ),
         .testTarget(
             name: "QuorumctlTests",
