@@ -215,24 +215,3 @@ struct DKGTests {
         }
     }
 }
-
-/// Signing with a set of key packages in one process.
-enum SigningHelpers {
-    static func sign<C: Ciphersuite>(
-        _ message: [UInt8], keys: [KeyPackage<C>], group: PublicKeyPackage<C>
-    ) throws -> Signature {
-        let nonces = keys.map { FROST<C>.commit($0) }
-        let package = try SigningPackage<C>(
-            message: message, commitments: nonces.map(\.commitments).sorted { $0.identifier < $1.identifier })
-        let session = try SigningSession(package: package, verifyingKey: group.verifyingKey)
-        let shares = try zip(keys, nonces).map { try FROST<C>.sign(session: session, nonces: $1, key: $0) }
-        return try FROST<C>.aggregate(session: session, shares: shares, group: group)
-    }
-
-    static func dealer<C: Ciphersuite>(
-        _: C.Type, k: Int, n: Int, purpose: KeyPurpose = .signing
-    ) throws -> ([KeyPackage<C>], PublicKeyPackage<C>) {
-        let (shares, group) = try TrustedDealer<C>.generate(minSigners: k, maxSigners: n, purpose: purpose)
-        return (try shares.map { try $0.verify() }, group)
-    }
-}

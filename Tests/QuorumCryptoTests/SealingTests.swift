@@ -1,3 +1,4 @@
+import QuorumTestKit
 import Testing
 
 @testable import QuorumCrypto
