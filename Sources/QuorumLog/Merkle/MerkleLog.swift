@@ -7,7 +7,7 @@ import Synchronization
 /// - `hashes`: level (u8) || index (u64 big-endian) → the 32-byte hash of every complete subtree,
 ///   level 0 being the leaf hashes. A complete subtree never changes once its last leaf exists, so
 ///   the root at any historical size and every proof are computed from O(log n) of these.
-/// - `checkpoints`: reserved for signed checkpoints.
+/// - `checkpoints`: size (u64 big-endian) → signed checkpoint note (see `storeCheckpoint`).
 /// - `dedup`: leaf hash → index (u64 big-endian), so an entry already present keeps its index.
 /// - `meta`: `size` → the number of entries (u64 big-endian).
 ///
@@ -263,7 +263,7 @@ public final class MerkleLog: Sendable {
     }
 }
 
-fileprivate extension UInt64 {
+extension UInt64 {
     /// The 8 big-endian bytes: keys sort in index order.
     var bigEndianBytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: self >> UInt64(56 - 8 * $0)) } }
 

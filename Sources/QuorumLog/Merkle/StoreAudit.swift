@@ -18,7 +18,10 @@ extension MerkleLog {
     /// stored hash is reported at that hash; one in an entry shows as its leaf hash (and the
     /// hashes above it) no longer matching. RocksDB's own block checksums catch damage to its
     /// files, which is thrown as a ``StorageError``.
-    public func auditStore() throws -> [StoreProblem] {
+    ///
+    /// Every stored checkpoint is checked too: its size and root must match the tree, and with
+    /// `verifiers` its signatures must verify.
+    public func auditStore(verifiers: [NoteVerifier] = []) throws -> [StoreProblem] {
         let size = self.size
         var problems: [StoreProblem] = []
         func report(_ location: String, _ reason: String) {
@@ -87,6 +90,6 @@ extension MerkleLog {
             return true
         }
         if storedDedup != size { report("dedup", "\(storedDedup) records where a log of size \(size) has \(size)") }
-        return problems
+        return problems + (try auditCheckpoints(verifiers: verifiers))
     }
 }
