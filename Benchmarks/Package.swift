@@ -22,6 +22,15 @@ let package = Package(
             ],
             path: "Benchmarks/FROSTBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        )
+        ),
+        .executableTarget(
+            name: "LogBenchmarks",
+            dependencies: [
+                .product(name: "QuorumLog", package: "QuorumLatch"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/LogBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

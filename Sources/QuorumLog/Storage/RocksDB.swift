@@ -33,6 +33,10 @@ final class RocksDB: @unchecked Sendable {
         let options = rocksdb_options_create()!
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_set_create_missing_column_families(options, 1)
+        // Five column families at RocksDB's default 64 MB memtable each would hold hundreds of MB
+        // while appending; one 64 MB budget shared by all keeps resident memory bounded.
+        rocksdb_options_set_write_buffer_size(options, 16 << 20)
+        rocksdb_options_set_db_write_buffer_size(options, 64 << 20)
         // Bloom filters (10 bits per key, ~1% false positives) let a lookup of an absent key, such
         // as every dedup check of a new entry, skip the disk. The table factory copies the table
         // options and takes shared ownership of the filter policy, so the options object can go.
