@@ -39,7 +39,14 @@ public final class MerkleLog: Sendable {
     private struct State {
         var size: UInt64
         var frontier: [[UInt8]]
+        /// Every complete-subtree hash at levels ≥ ``cachedLevels``, by level then index. They never
+        /// change once written, and there are only size / 2¹⁰ of them (32 MB per billion entries),
+        /// so proofs read at most the 10 lower levels from RocksDB.
+        var upper: [[[UInt8]]]
     }
+
+    /// The lowest level whose complete-subtree hashes are kept in memory.
+    static let cachedLevels = 10
 
     /// Opens (creating if needed) the log in `directory`.
     public init(directory: String) throws {
@@ -61,7 +68,30 @@ public final class MerkleLog: Sendable {
             frontier.append(try Self.node(store, level: level, index: start >> UInt64(level)))
             start += 1 << UInt64(level)
         }
-        state = Mutex(State(size: size, frontier: frontier))
+        var upper: [[[UInt8]]] = []
+        for level in Self.cachedLevels..<64 where size >> UInt64(level) > 0 {
+            let count = size >> UInt64(level)
+            var hashes: [[UInt8]] = []
+            hashes.reserveCapacity(Int(count))
+            try store.scan(Self.hashesFamily, prefix: [UInt8(level)]) { key, value in
+                guard UInt64(hashes.count) < count else { return false }
+                guard key == Self.nodeKey(level: level, index: UInt64(hashes.count)), value.count == RFC9162.hashLength
+                else {
+                    throw MerkleError(
+                        .corruptStore,
+                        "\(directory): hash at level \(level) index \(hashes.count) is missing or malformed")
+                }
+                hashes.append(value)
+                return true
+            }
+            guard UInt64(hashes.count) == count else {
+                throw MerkleError(
+                    .corruptStore,
+                    "\(directory): level \(level) has \(hashes.count) hashes, a log of size \(size) has \(count)")
+            }
+            upper.append(hashes)
+        }
+        state = Mutex(State(size: size, frontier: frontier, upper: upper))
     }
 
     /// The number of entries.
@@ -86,7 +116,10 @@ public final class MerkleLog: Sendable {
                     + "at most \(Self.maximumEntryLength) are allowed, nothing was written")
         }
         return try state.withLock { state in
-            var next = state
+            // Size and frontier as locals, so the cached upper levels are never copied.
+            var nextSize = state.size
+            var nextFrontier = state.frontier
+            var newUpper: [(level: Int, hash: [UInt8])] = []
             var batch = WriteBatch()
             var added: [[UInt8]: UInt64] = [:]
             var indices: [UInt64] = []
@@ -104,7 +137,7 @@ public final class MerkleLog: Sendable {
                     indices.append(index)
                     continue
                 }
-                let index = next.size
+                let index = nextSize
                 batch.put(Self.entriesFamily, Self.entryKey(index), entry)
                 batch.put(Self.dedupFamily, leaf, index.bigEndianBytes)
                 batch.put(Self.hashesFamily, Self.nodeKey(level: 0, index: index), leaf)
@@ -113,20 +146,27 @@ public final class MerkleLog: Sendable {
                 // Every trailing 1 bit of the index closes a complete subtree one level up.
                 var closing = index
                 while closing & 1 == 1 {
-                    hash = RFC9162.nodeHash(next.frontier.removeLast(), hash)
+                    hash = RFC9162.nodeHash(nextFrontier.removeLast(), hash)
                     level += 1
                     closing >>= 1
                     batch.put(Self.hashesFamily, Self.nodeKey(level: level, index: index >> UInt64(level)), hash)
+                    if level >= Self.cachedLevels { newUpper.append((level, hash)) }
                 }
-                next.frontier.append(hash)
-                next.size += 1
+                nextFrontier.append(hash)
+                nextSize += 1
                 added[leaf] = index
                 indices.append(index)
             }
-            guard next.size != state.size else { return indices }
-            batch.put(Self.metaFamily, Self.sizeKey, next.size.bigEndianBytes)
+            guard nextSize != state.size else { return indices }
+            batch.put(Self.metaFamily, Self.sizeKey, nextSize.bigEndianBytes)
             try store.write(batch)
-            state = next
+            state.size = nextSize
+            state.frontier = nextFrontier
+            // Nodes close bottom-up and left to right, so each lands at the end of its level.
+            for (level, hash) in newUpper {
+                if state.upper.count <= level - Self.cachedLevels { state.upper.append([]) }
+                state.upper[level - Self.cachedLevels].append(hash)
+            }
             return indices
         }
     }
@@ -214,7 +254,7 @@ public final class MerkleLog: Sendable {
         let n = end - start
         if n & (n - 1) == 0 {
             let level = n.trailingZeroBitCount
-            return try Self.node(store, level: level, index: start >> UInt64(level))
+            return try node(level: level, index: start >> UInt64(level))
         }
         let k = Self.split(n)
         return RFC9162.nodeHash(try rangeHash(start, start + k), try rangeHash(start + k, end))
@@ -238,6 +278,20 @@ public final class MerkleLog: Sendable {
 
     /// Key of an entry in `entries`: the index big-endian, so entries sort by index.
     static func entryKey(_ index: UInt64) -> [UInt8] { index.bigEndianBytes }
+
+    /// The hash of the complete subtree at `level` and `index`: from memory for the cached upper
+    /// levels, otherwise from the store.
+    private func node(level: Int, index: UInt64) throws -> [UInt8] {
+        if level >= Self.cachedLevels {
+            let cached = state.withLock { state -> [UInt8]? in
+                let row = level - Self.cachedLevels
+                guard row < state.upper.count, index < UInt64(state.upper[row].count) else { return nil }
+                return state.upper[row][Int(index)]
+            }
+            if let cached { return cached }
+        }
+        return try Self.node(store, level: level, index: index)
+    }
 
     /// The stored hash of the complete subtree at `level` and `index`.
     static func node(_ store: RocksDB, level: Int, index: UInt64) throws -> [UInt8] {
