@@ -47,6 +47,7 @@ let package = Package(
             name: "quorumctl",
             dependencies: [
                 "QuorumCrypto",
+                "QuorumLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumctlTests",
-            dependencies: ["QuorumCrypto", "QuorumTestKit", "quorumctl", "CSodium"]
+            dependencies: ["QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "CSodium"]
         ),
     ]
 )

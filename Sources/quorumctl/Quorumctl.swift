@@ -12,7 +12,7 @@ struct Quorumctl: ParsableCommand {
         discussion: """
             Exit status: 0 success, 1 a signature that does not verify, 2 bad input or a refusal.
             """,
-        subcommands: [Keygen.self, Frost.self, Seal.self, Unseal.self]
+        subcommands: [Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self]
     )
 
     /// Runs the command and turns every failure into one line on stderr and exit status 2.
