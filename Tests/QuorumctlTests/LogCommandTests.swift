@@ -364,13 +364,10 @@ struct LogCommandTests {
             let length = try #require(try FileManager.default.attributesOfItem(atPath: db + "/" + wal)[.size] as? Int)
             try flipByte(db + "/" + wal, at: length / 2)
             let result = try await ws.quorumctl("log", "verify", "--db", db)
-            // RocksDB opens with point-in-time WAL recovery: it replays up to the damaged record and
-            // drops the rest, so the log reopens shorter (whole batches) and `verify` says ok.
-            // Needs the store to open with absolute-consistency (or tolerate-corrupted-tail) recovery.
-            withKnownIssue("QuorumLog: WAL damage truncates the log silently", isIntermittent: true) {
-                #expect(result.status == 1, "\(result)")
-            }
-            #expect(result.status != 2, "\(result)")
+            // The store opens with tolerate-corrupted-tail WAL recovery: damage before the last
+            // record fails the open, which `verify` reports, instead of a silently shorter log.
+            #expect(result.status == 1, "\(result)")
+            #expect(result.stdoutLines.last?.hasPrefix("not ok:") == true, "\(result)")
         }
     }
 

@@ -33,6 +33,10 @@ final class RocksDB: @unchecked Sendable {
         let options = rocksdb_options_create()!
         rocksdb_options_set_create_if_missing(options, 1)
         rocksdb_options_set_create_missing_column_families(options, 1)
+        // A torn record at the end of the write-ahead log is what a crash mid-write leaves, and it
+        // is dropped (that batch never returned). Damage before the tail fails the open instead of
+        // silently cutting the log short, as the default point-in-time recovery would.
+        rocksdb_options_set_wal_recovery_mode(options, Int32(rocksdb_tolerate_corrupted_tail_records_recovery))
         // Five column families at RocksDB's default 64 MB memtable each would hold hundreds of MB
         // while appending; one 64 MB budget shared by all keeps resident memory bounded.
         rocksdb_options_set_write_buffer_size(options, 16 << 20)
