@@ -78,6 +78,34 @@ public enum TestKit {
         }
     }
 
+    /// A started child process with its three pipes and a semaphore signalled when it exits.
+    public struct LaunchedProcess: @unchecked Sendable {
+        // @unchecked Sendable: Process, Pipe and DispatchSemaphore are thread-safe Foundation and
+        // Dispatch objects; the struct only hands them out.
+        public let process: Process
+        public let input: Pipe
+        public let output: Pipe
+        public let errors: Pipe
+        public let exited: DispatchSemaphore
+
+        var parts: (Process, Pipe, Pipe, Pipe, DispatchSemaphore) { (process, input, output, errors, exited) }
+    }
+
+    /// Starts `executable` with piped standard input, output and error.
+    public static func launch(_ executable: URL, _ arguments: [String]) throws -> LaunchedProcess {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let launched = LaunchedProcess(
+            process: process, input: Pipe(), output: Pipe(), errors: Pipe(), exited: DispatchSemaphore(value: 0))
+        process.standardInput = launched.input
+        process.standardOutput = launched.output
+        process.standardError = launched.errors
+        process.terminationHandler = { _ in launched.exited.signal() }
+        try process.run()
+        return launched
+    }
+
     /// Runs `executable` to completion, or kills it after `timeout` (SIGTERM, then SIGKILL).
     ///
     /// Blocking waits happen on Dispatch threads, never in the cooperative pool, and every wait is
@@ -85,19 +113,7 @@ public enum TestKit {
     public static func run(
         _ executable: URL, _ arguments: [String], stdin: [UInt8] = [], timeout: Duration = .seconds(60)
     ) async throws -> ProcessOutput {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-
-        try process.run()
+        let (process, input, output, errors, exited) = try launch(executable, arguments).parts
         let stdoutData = drain(output.fileHandleForReading)
         let stderrData = drain(errors.fileHandleForReading)
         let writer = input.fileHandleForWriting

@@ -104,18 +104,11 @@ struct LogCrashTests {
     /// Starts `quorumctl log append --lines`, feeds it lines from `firstLine` on, and SIGKILLs it
     /// after `delay`.
     private func runAndKill(db: String, firstLine: Int, after delay: Duration) async throws -> Outcome {
-        let process = Process()
-        process.executableURL = Workspace.quorumctl
-        process.arguments = ["log", "append", "--db", db, "--lines", "--batch-size", "\(Self.batchSize)"]
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        try process.run()
+        let child = try TestKit.launch(
+            Workspace.quorumctl, ["log", "append", "--db", db, "--lines", "--batch-size", "\(Self.batchSize)"])
+        let (process, input, output, errors, exited) = (
+            child.process, child.input, child.output, child.errors, child.exited
+        )
 
         let feeder = Feeder(fd: input.fileHandleForWriting.fileDescriptor, firstLine: firstLine)
         let sizes = SizeReader(fd: output.fileHandleForReading.fileDescriptor)

@@ -141,18 +141,10 @@ public final class MerkleLog: Sendable {
                 batch.put(Self.entriesFamily, Self.entryKey(index), entry)
                 batch.put(Self.dedupFamily, leaf, index.bigEndianBytes)
                 batch.put(Self.hashesFamily, Self.nodeKey(level: 0, index: index), leaf)
-                var hash = leaf
-                var level = 0
-                // Every trailing 1 bit of the index closes a complete subtree one level up.
-                var closing = index
-                while closing & 1 == 1 {
-                    hash = RFC9162.nodeHash(nextFrontier.removeLast(), hash)
-                    level += 1
-                    closing >>= 1
-                    batch.put(Self.hashesFamily, Self.nodeKey(level: level, index: index >> UInt64(level)), hash)
+                Self.pushLeaf(leaf, at: index, onto: &nextFrontier) { level, nodeIndex, hash in
+                    batch.put(Self.hashesFamily, Self.nodeKey(level: level, index: nodeIndex), hash)
                     if level >= Self.cachedLevels { newUpper.append((level, hash)) }
                 }
-                nextFrontier.append(hash)
                 nextSize += 1
                 added[leaf] = index
                 indices.append(index)
@@ -263,6 +255,25 @@ public final class MerkleLog: Sendable {
     /// The largest power of two strictly below `n` (n ≥ 2): where RFC 9162 splits a tree of n leaves.
     private static func split(_ n: UInt64) -> UInt64 {
         1 << UInt64(63 - (n - 1).leadingZeroBitCount)
+    }
+
+    /// Adds the leaf hash of entry `index` (the next one) to the right edge `frontier`, closing
+    /// one complete subtree per trailing 1 bit of the index; `closed` gets each new node above
+    /// the leaf as (level, index, hash), bottom-up.
+    static func pushLeaf(
+        _ leaf: [UInt8], at index: UInt64, onto frontier: inout [[UInt8]],
+        closed: (_ level: Int, _ index: UInt64, _ hash: [UInt8]) throws -> Void
+    ) rethrows {
+        var hash = leaf
+        var level = 0
+        var closing = index
+        while closing & 1 == 1 {
+            hash = RFC9162.nodeHash(frontier.removeLast(), hash)
+            level += 1
+            closing >>= 1
+            try closed(level, index >> UInt64(level), hash)
+        }
+        frontier.append(hash)
     }
 
     /// The root from the right-edge hashes, largest subtree first.

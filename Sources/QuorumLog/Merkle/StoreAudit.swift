@@ -59,16 +59,9 @@ extension MerkleLog {
             if try store.get(Self.dedupFamily, leaf) != Self.entryKey(next) {
                 report("dedup \(Hex.encode(leaf))", "does not map the leaf hash of entry \(next) to \(next)")
             }
-            var hash = leaf
-            var level = 0
-            var closing = next
-            while closing & 1 == 1 {
-                hash = RFC9162.nodeHash(frontier.removeLast(), hash)
-                level += 1
-                closing >>= 1
-                try compare(level: level, index: next >> UInt64(level), computed: hash)
+            try Self.pushLeaf(leaf, at: next, onto: &frontier) { level, index, hash in
+                try compare(level: level, index: index, computed: hash)
             }
-            frontier.append(hash)
             next += 1
             return true
         }
