@@ -282,7 +282,7 @@ struct LogVerify: ParsableCommand {
         let log: MerkleLog
         try LogDatabase.checkDirectory(db)
         do {
-            log = try MerkleLog(directory: db)
+            log = try MerkleLog(directory: db, readOnly: true)
             problems = try log.auditStore().map(\.description)
         } catch let error as StorageError where LogDatabase.isCorruption(error) {
             throw fail(db, ["RocksDB \(error.operation): \(error.message)"])
@@ -318,7 +318,8 @@ enum LogDatabase {
     /// directory that holds something else.
     static func open(_ directory: String, creating: Bool = false) throws -> MerkleLog {
         try checkDirectory(directory, creating: creating)
-        return try run(directory) { try MerkleLog(directory: directory) }
+        // Read commands open read-only: they change nothing on disk and work beside a running node.
+        return try run(directory) { try MerkleLog(directory: directory, readOnly: !creating) }
     }
 
     /// Refuses a `directory` that is not a log database (or, when `creating`, not a place for a

@@ -392,6 +392,41 @@ struct LogCommandTests {
     private func lineText(_ index: Int) -> String { "entry \(index) of the test log" }
 
     /// A log of `entries` distinct lines, appended through the CLI; returns its directory.
+    @Test("read commands change nothing on disk and work while a writer holds the log open")
+    func readCommandsAreReadOnly() async throws {
+        try await Workspace.with { ws in
+            let db = try await makeLog(ws, entries: 300)
+            func snapshot() throws -> [String: Date] {
+                var files: [String: Date] = [:]
+                for name in try FileManager.default.contentsOfDirectory(atPath: db) {
+                    let attributes = try FileManager.default.attributesOfItem(atPath: db + "/" + name)
+                    files[name] = attributes[.modificationDate] as? Date
+                }
+                return files
+            }
+            let before = try snapshot()
+            for arguments in [
+                ["log", "info", "--db", db], ["log", "prove", "inclusion", "--db", db, "--index", "7"],
+                ["log", "prove", "consistency", "--db", db, "--from", "3", "--to", "300"],
+                ["log", "verify", "--db", db],
+            ] {
+                let result = try await ws.quorumctl(arguments)
+                #expect(result.status == 0, "\(arguments): \(result)")
+            }
+            #expect(try snapshot() == before, "a read command changed the data directory")
+
+            // A writer (as a running node would be) holds the log; readers still get answers.
+            let writer = try MerkleLog(directory: db)
+            try writer.append([Array("written while readers look".utf8)])
+            let info = try await ws.quorumctl("log", "info", "--db", db)
+            #expect(info.status == 0, "\(info)")
+            #expect(info.stdout.contains("\"size\": 301"), "\(info)")
+            let verify = try await ws.quorumctl("log", "verify", "--db", db)
+            #expect(verify.status == 0, "\(verify)")
+            withExtendedLifetime(writer) {}
+        }
+    }
+
     private func makeLog(_ ws: Workspace, entries: Int) async throws -> String {
         let db = ws.path("db")
         let stdin = Array((0..<entries).map { lineText($0) + "\n" }.joined().utf8)

@@ -48,13 +48,17 @@ public final class MerkleLog: Sendable {
     /// The lowest level whose complete-subtree hashes are kept in memory.
     static let cachedLevels = 10
 
-    /// Opens (creating if needed) the log in `directory`.
-    public init(directory: String) throws {
+    /// Opens (creating if needed, unless `readOnly`) the log in `directory`.
+    ///
+    /// With `readOnly` the directory must already hold a log and is not changed in any way (an
+    /// auditor's view, which also works while a node holds the log open); appends then fail.
+    public init(directory: String, readOnly: Bool = false) throws {
         store = try RocksDB(
             path: directory,
             columnFamilies: [
                 Self.entriesFamily, Self.hashesFamily, Self.checkpointsFamily, Self.dedupFamily, Self.metaFamily,
-            ])
+            ],
+            readOnly: readOnly)
         var size: UInt64 = 0
         if let stored = try store.get(Self.metaFamily, Self.sizeKey) {
             guard let decoded = UInt64(bigEndianBytes: stored) else {

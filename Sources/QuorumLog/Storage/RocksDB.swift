@@ -28,11 +28,14 @@ final class RocksDB: @unchecked Sendable {
 
     /// Opens (creating if needed) the database at `path` with `columnFamilies`, creating any that
     /// are missing. The `default` family is always opened as well, as RocksDB requires.
-    init(path: String, columnFamilies: [String]) throws {
+    /// With `readOnly`, nothing in the directory is changed (no write-ahead-log replay to disk, no
+    /// new files), the database must exist with every family, and a process that holds it open
+    /// for writing does not prevent the open; writes then fail.
+    init(path: String, columnFamilies: [String], readOnly: Bool = false) throws {
         self.path = path
         let options = rocksdb_options_create()!
-        rocksdb_options_set_create_if_missing(options, 1)
-        rocksdb_options_set_create_missing_column_families(options, 1)
+        rocksdb_options_set_create_if_missing(options, readOnly ? 0 : 1)
+        rocksdb_options_set_create_missing_column_families(options, readOnly ? 0 : 1)
         // A torn record at the end of the write-ahead log is what a crash mid-write leaves, and it
         // is dropped (that batch never returned). Damage before the tail fails the open instead of
         // silently cutting the log short, as the default point-in-time recovery would.
@@ -57,8 +60,11 @@ final class RocksDB: @unchecked Sendable {
         defer { cNames.forEach { free($0) } }
         let db = cNames.withUnsafeBufferPointer { namesBuffer in
             namesBuffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { constNames in
-                rocksdb_open_column_families(
-                    options, path, Int32(names.count), constNames.baseAddress, familyOptions, &handles, &error)
+                readOnly
+                    ? rocksdb_open_for_read_only_column_families(
+                        options, path, Int32(names.count), constNames.baseAddress, familyOptions, &handles, 0, &error)
+                    : rocksdb_open_column_families(
+                        options, path, Int32(names.count), constNames.baseAddress, familyOptions, &handles, &error)
             }
         }
         if let message = Self.take(error) {
