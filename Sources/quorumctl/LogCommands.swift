@@ -270,20 +270,35 @@ struct LogVerify: ParsableCommand {
         discussion: """
             Prints `ok: N entries, root <base64>` and exits 0, or prints each problem with its \
             location and exits 1. Damage RocksDB itself detects (a block checksum that does not \
-            match, a file that cannot be read) is a problem too, named by the file RocksDB reports.
+            match, a file that cannot be read) is a problem too, named by the file RocksDB reports. \
+            Stored checkpoints are checked against the tree; with --verifier-key their signatures \
+            are checked too.
             """
     )
 
     @OptionGroup var database: DatabaseOption
 
+    @Option(
+        name: .customLong("verifier-key"),
+        help: ArgumentHelp(
+            "A note verifier key (name+keyid+base64) whose signatures on stored checkpoints must verify; repeatable.",
+            valueName: "key"))
+    var verifierKeys: [String] = []
+
     func run() throws {
         let db = database.db
+        var verifiers: [NoteVerifier] = []
+        for key in verifierKeys {
+            do { verifiers.append(try NoteVerifier(verifierKey: key)) } catch {
+                throw CLIError("--verifier-key \(key): \(error)")
+            }
+        }
         let problems: [String]
         let log: MerkleLog
         try LogDatabase.checkDirectory(db)
         do {
             log = try MerkleLog(directory: db, readOnly: true)
-            problems = try log.auditStore().map(\.description)
+            problems = try log.auditStore(verifiers: verifiers).map(\.description)
         } catch let error as StorageError where LogDatabase.isCorruption(error) {
             throw fail(db, ["RocksDB \(error.operation): \(error.message)"])
         } catch let error as MerkleError where error.code == .corruptStore {

@@ -1,4 +1,5 @@
 import Foundation
+import QuorumCrypto
 import QuorumLog
 import QuorumTestKit
 import Testing
@@ -424,6 +425,33 @@ struct LogCommandTests {
             let verify = try await ws.quorumctl("log", "verify", "--db", db)
             #expect(verify.status == 0, "\(verify)")
             withExtendedLifetime(writer) {}
+        }
+    }
+
+    @Test("verify checks stored checkpoints' signatures under the given verifier keys")
+    func verifyChecksCheckpointSignatures() async throws {
+        try await Workspace.with { ws in
+            let db = try await makeLog(ws, entries: 50)
+            let signer = try Ed25519NoteSigner(name: "log.quorum.test", keyPair: Ed25519KeyPair())
+            let other = try Ed25519NoteSigner(name: "log.quorum.test", keyPair: Ed25519KeyPair())
+            try inProcess(db) { log in
+                let checkpoint = try Checkpoint(origin: "log.quorum.test", size: 40, rootHash: log.root(at: 40))
+                let note = try SignedNote(text: checkpoint.text, signers: [signer])
+                try log.storeCheckpoint(note, origin: "log.quorum.test", verifiers: [signer.verifier])
+            }
+            let plain = try await ws.quorumctl("log", "verify", "--db", db)
+            #expect(plain.status == 0, "\(plain)")
+            let good = try await ws.quorumctl(
+                "log", "verify", "--db", db, "--verifier-key", signer.verifier.verifierKey)
+            #expect(good.status == 0, "\(good)")
+            // Under another key the stored checkpoint has no verified signature: a problem, exit 1.
+            let wrong = try await ws.quorumctl(
+                "log", "verify", "--db", db, "--verifier-key", other.verifier.verifierKey)
+            #expect(wrong.status == 1, "\(wrong)")
+            #expect(wrong.stdout.contains("checkpoints size 40"), "\(wrong)")
+            let malformed = try await ws.quorumctl("log", "verify", "--db", db, "--verifier-key", "not-a-key")
+            #expect(malformed.status == 2, "\(malformed)")
+            #expect(malformed.stderr.contains("--verifier-key"), "\(malformed)")
         }
     }
 
