@@ -57,7 +57,8 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumLogTests",
-            dependencies: ["QuorumLog", "QuorumCrypto", "QuorumTestKit"]
+            dependencies: ["QuorumLog", "QuorumCrypto", "QuorumTestKit"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "QuorumctlTests",
