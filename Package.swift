@@ -1,7 +1,6 @@
 // swift-tools-version: 6.1
 // The layout follows DESIGN.md §3: C libraries behind system-library targets, then one module per
-// concern, arrows pointing down. Targets for the policy, protocol, node and proxy arrive with their
-// issues.
+// concern, arrows pointing down. Targets for the protocol, node and proxy arrive with their issues.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "QuorumCrypto", targets: ["QuorumCrypto"]),
         .library(name: "QuorumLog", targets: ["QuorumLog"]),
+        .library(name: "QuorumPolicy", targets: ["QuorumPolicy"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
     ],
     dependencies: [
@@ -40,6 +40,10 @@ let package = Package(
             dependencies: ["CRocksDB", "QuorumCrypto"]
         ),
         .target(
+            name: "QuorumPolicy",
+            dependencies: []
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: ["QuorumCrypto"]
         ),
@@ -59,6 +63,10 @@ let package = Package(
             name: "QuorumLogTests",
             dependencies: ["QuorumLog", "QuorumCrypto", "QuorumTestKit"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "QuorumPolicyTests",
+            dependencies: ["QuorumPolicy"]
         ),
         .testTarget(
             name: "QuorumctlTests",
