@@ -61,44 +61,16 @@ public struct EndpointPattern: Sendable, Equatable, Hashable, CustomStringConver
         self.description = path.value
     }
 
-    /// Whether `path` matches the whole pattern.
+    /// Whether `path` matches the whole pattern (linear time, see `linearGlobMatches`).
     public func matches(_ path: NormalisedPath) -> Bool {
-        let count = segments.count
-        // live[i]: the first i pattern segments have consumed the path so far.
-        var live = [Bool](repeating: false, count: count + 1)
-        var next = [Bool](repeating: false, count: count + 1)
-        live[0] = true
-        closeOverEmpty(&live)
-        for pathSegment in path.segments {
-            for index in 0...count { next[index] = false }
-            var anyLive = false
-            for index in 0..<count where live[index] {
-                switch segments[index] {
-                case .literal(let text):
-                    if text == pathSegment {
-                        next[index + 1] = true
-                        anyLive = true
-                    }
-                case .anySegment:
-                    next[index + 1] = true
-                    anyLive = true
-                case .anySegments:
-                    next[index] = true
-                    anyLive = true
-                }
+        let steps: [GlobStep<String>] = segments.map { segment in
+            switch segment {
+            case .literal(let text): .one { $0 == text }
+            case .anySegment: .one { _ in true }
+            case .anySegments: .anyRun
             }
-            if !anyLive { return false }
-            closeOverEmpty(&next)
-            swap(&live, &next)
         }
-        return live[count]
-    }
-
-    /// `**` may match zero segments: a live state before it makes the state after it live too.
-    private func closeOverEmpty(_ states: inout [Bool]) {
-        for index in 0..<segments.count where states[index] && segments[index] == .anySegments {
-            states[index + 1] = true
-        }
+        return linearGlobMatches(steps, path.segments)
     }
 }
 

@@ -93,48 +93,17 @@ public struct GlobPattern: Sendable, Equatable, Hashable, CustomStringConvertibl
         self.description = text
     }
 
-    /// Whether the whole of `value` matches.
+    /// Whether the whole of `value` matches (linear time, see `linearGlobMatches`).
     public func matches(_ value: String) -> Bool {
-        let count = tokens.count
-        var live = [Bool](repeating: false, count: count + 1)
-        var next = [Bool](repeating: false, count: count + 1)
-        live[0] = true
-        closeOverEmpty(&live)
-        for scalar in value.unicodeScalars {
-            for index in 0...count { next[index] = false }
-            var anyLive = false
-            for index in 0..<count where live[index] {
-                switch tokens[index] {
-                case .anyRun:
-                    next[index] = true
-                    anyLive = true
-                case .anyCharacter:
-                    next[index + 1] = true
-                    anyLive = true
-                case .literal(let expected):
-                    if scalar == expected {
-                        next[index + 1] = true
-                        anyLive = true
-                    }
-                case .set(let ranges, let negated):
-                    if ranges.contains(where: { $0.contains(scalar) }) != negated {
-                        next[index + 1] = true
-                        anyLive = true
-                    }
-                }
+        let steps: [GlobStep<Unicode.Scalar>] = tokens.map { token in
+            switch token {
+            case .anyRun: .anyRun
+            case .anyCharacter: .one { _ in true }
+            case .literal(let expected): .one { $0 == expected }
+            case .set(let ranges, let negated): .one { scalar in ranges.contains { $0.contains(scalar) } != negated }
             }
-            if !anyLive { return false }
-            closeOverEmpty(&next)
-            swap(&live, &next)
         }
-        return live[count]
-    }
-
-    /// `*` may match nothing: a live state before it makes the state after it live too.
-    private func closeOverEmpty(_ states: inout [Bool]) {
-        for index in 0..<tokens.count where states[index] && tokens[index] == .anyRun {
-            states[index + 1] = true
-        }
+        return linearGlobMatches(steps, value.unicodeScalars)
     }
 }
 
