@@ -28,20 +28,22 @@ public enum KeyFiles {
 
     // MARK: Group files
 
-    /// `group.json` for a public key package, pretty-printed with sorted keys.
-    public static func encodeGroup<C>(_ group: PublicKeyPackage<C>) -> [UInt8] {
+    /// `group.json` for a public key package, pretty-printed with sorted keys. Throws rather than
+    /// write a file with an element that has no encoding (the identity).
+    public static func encodeGroup<C>(_ group: PublicKeyPackage<C>) throws(CryptoError) -> [UInt8] {
+        var shares: [String: String] = [:]
+        for (id, share) in group.verifyingShares { shares[String(id.value)] = Hex.encode(try share.serialized()) }
+        var commitment: [String] = []
+        for element in group.commitment { commitment.append(Hex.encode(try element.serialized())) }
         let object: [String: Any] = [
             "format": groupFormat,
             "ciphersuite": C.id.rawValue,
             "purpose": group.purpose.rawValue,
             "threshold": group.minSigners,
             "participants": group.maxSigners,
-            "group_public_key": Hex.encode((try? group.verifyingKey.serialized()) ?? []),
-            "verifying_shares": Dictionary(
-                uniqueKeysWithValues: group.verifyingShares.map {
-                    (String($0.key.value), Hex.encode((try? $0.value.serialized()) ?? []))
-                }),
-            "vss_commitment": group.commitment.map { Hex.encode((try? $0.serialized()) ?? []) },
+            "group_public_key": Hex.encode(try group.verifyingKey.serialized()),
+            "verifying_shares": shares,
+            "vss_commitment": commitment,
         ]
         let data = try! JSONSerialization.data(
             withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
@@ -107,7 +109,9 @@ public enum KeyFiles {
     // MARK: Share files
 
     /// A secret share file. The result is zeroizing memory; write it with `writeSecretFile`.
-    public static func encodeShare<C>(_ key: KeyPackage<C>) -> SecretBytes {
+    public static func encodeShare<C>(_ key: KeyPackage<C>) throws(CryptoError) -> SecretBytes {
+        let groupKey = Hex.encode(try key.verifyingKey.serialized())
+        let verifyingShare = Hex.encode(try key.verifyingShare.serialized())
         let header = """
             {
               "format": "\(shareFormat)",
@@ -115,8 +119,8 @@ public enum KeyFiles {
               "purpose": "\(key.purpose.rawValue)",
               "identifier": \(key.identifier.value),
               "threshold": \(key.minSigners),
-              "group_public_key": "\(Hex.encode((try? key.verifyingKey.serialized()) ?? []))",
-              "verifying_share": "\(Hex.encode((try? key.verifyingShare.serialized()) ?? []))",
+              "group_public_key": "\(groupKey)",
+              "verifying_share": "\(verifyingShare)",
               "signing_share": "
             """
         var out = Array(header.utf8)

@@ -48,9 +48,6 @@ enum Sodium {
     }
 }
 
-/// Public helper for callers outside the module (e.g. tests, the CLI) that need fresh randomness.
-public func secureRandomBytes(_ count: Int) -> [UInt8] { Sodium.randomBytes(count) }
-
 /// SHA-256 of the concatenation of `parts`.
 public func sha256Digest(_ parts: [UInt8]...) -> [UInt8] { Sodium.sha256(parts) }
 

@@ -88,7 +88,6 @@ public enum TestKit {
         public let errors: Pipe
         public let exited: DispatchSemaphore
 
-        var parts: (Process, Pipe, Pipe, Pipe, DispatchSemaphore) { (process, input, output, errors, exited) }
     }
 
     /// Starts `executable` with piped standard input, output and error.
@@ -113,10 +112,11 @@ public enum TestKit {
     public static func run(
         _ executable: URL, _ arguments: [String], stdin: [UInt8] = [], timeout: Duration = .seconds(60)
     ) async throws -> ProcessOutput {
-        let (process, input, output, errors, exited) = try launch(executable, arguments).parts
-        let stdoutData = drain(output.fileHandleForReading)
-        let stderrData = drain(errors.fileHandleForReading)
-        let writer = input.fileHandleForWriting
+        let child = try launch(executable, arguments)
+        let (process, exited) = (child.process, child.exited)
+        let stdoutData = drain(child.output.fileHandleForReading)
+        let stderrData = drain(child.errors.fileHandleForReading)
+        let writer = child.input.fileHandleForWriting
         _ = ignoreBrokenPipes
         DispatchQueue.global().async {
             if !stdin.isEmpty { try? writer.write(contentsOf: stdin) }

@@ -127,13 +127,13 @@ struct Keygen: ParsableCommand {
             try makePrivateDirectory(directory)
             for (key, name) in [(signingKey, "signing-share.json"), (sealingKey, "sealing-share.json")] {
                 let path = (directory as NSString).appendingPathComponent(name)
-                try KeyFiles.writeSecretFile(KeyFiles.encodeShare(key), to: path)
+                try KeyFiles.writeSecretFile(try KeyFiles.encodeShare(key), to: path)
                 written.append("\(path) (0600)")
             }
         }
         // The group files last: their presence means the whole set was written.
-        try KeyFiles.writePublicFile(KeyFiles.encodeGroup(sealing.group), to: sealingGroupPath)
-        try KeyFiles.writePublicFile(KeyFiles.encodeGroup(signing.group), to: groupPath)
+        try KeyFiles.writePublicFile(try KeyFiles.encodeGroup(sealing.group), to: sealingGroupPath)
+        try KeyFiles.writePublicFile(try KeyFiles.encodeGroup(signing.group), to: groupPath)
         written = ["\(groupPath) (0644)", "\(sealingGroupPath) (0644)"] + written
 
         let faults = parameters.toleratedFaults.map(String.init) ?? "none"

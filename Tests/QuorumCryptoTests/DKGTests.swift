@@ -203,8 +203,8 @@ struct DKGTests {
     func packageEncoding() throws {
         let (_, package) = try DKG<Secp256k1Suite>.part1(
             identifier: Identifier(1), maxSigners: 3, minSigners: 2, purpose: .signing)
-        #expect(try DKG<Secp256k1Suite>.Round1Package(encoded: package.encoded, from: Identifier(1)) == package)
-        var broken = package.encoded
+        #expect(try DKG<Secp256k1Suite>.Round1Package(encoded: try package.encoded(), from: Identifier(1)) == package)
+        var broken = try package.encoded()
         broken[2] = 0x05  // the first commitment's SEC1 prefix: never a valid point
         let error = #expect(throws: CryptoError.self) {
             _ = try DKG<Secp256k1Suite>.Round1Package(encoded: broken, from: Identifier(7))

@@ -42,7 +42,7 @@ struct Ed25519KeyPairTests {
 
     @Test("The same seed gives the same key and the same signatures")
     func deterministic() throws {
-        let seed = secureRandomBytes(32)
+        let seed = SecretBytes.random(count: 32).copyBytes()
         let a = try Ed25519KeyPair(seed: seed)
         let b = try Ed25519KeyPair(seed: SecretBytes(seed))
         #expect(a.publicKey == b.publicKey)

@@ -29,7 +29,7 @@ struct SecretTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let (keys, group) = try SigningHelpers.dealer(Secp256k1Suite.self, k: 2, n: 3)
         let path = dir.appendingPathComponent("share.json").path
-        try KeyFiles.writeSecretFile(KeyFiles.encodeShare(keys[1]), to: path)
+        try KeyFiles.writeSecretFile(try KeyFiles.encodeShare(keys[1]), to: path)
         let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
         let loaded = try KeyFiles.decodeShare(KeyFiles.readSecretFile(path), as: Secp256k1Suite.self, file: path)
@@ -37,7 +37,7 @@ struct SecretTests {
         try loaded.check(against: group)
 
         let groupPath = dir.appendingPathComponent("group.json").path
-        try KeyFiles.writePublicFile(KeyFiles.encodeGroup(group), to: groupPath)
+        try KeyFiles.writePublicFile(try KeyFiles.encodeGroup(group), to: groupPath)
         let bytes = try KeyFiles.readFile(groupPath)
         #expect(try KeyFiles.ciphersuite(of: bytes, file: groupPath) == .secp256k1)
         #expect(try KeyFiles.decodeGroup(bytes, as: Secp256k1Suite.self, file: groupPath) == group)
@@ -45,7 +45,7 @@ struct SecretTests {
             _ = try KeyFiles.decodeGroup(bytes, as: Ed25519Suite.self, file: groupPath)
         }
 
-        let original = String(decoding: KeyFiles.encodeShare(keys[1]).copyBytes(), as: UTF8.self)
+        let original = String(decoding: try KeyFiles.encodeShare(keys[1]).copyBytes(), as: UTF8.self)
         let cases: [(String, String)] = [
             (original.replacingOccurrences(of: "\"identifier\": 2", with: "\"identifier\": 0"), "identifier"),
             (original.replacingOccurrences(of: "\"threshold\": 2", with: "\"threshold\": \"two\""), "threshold"),

@@ -106,16 +106,13 @@ struct LogCrashTests {
     private func runAndKill(db: String, firstLine: Int, after delay: Duration) async throws -> Outcome {
         let child = try TestKit.launch(
             Workspace.quorumctl, ["log", "append", "--db", db, "--lines", "--batch-size", "\(Self.batchSize)"])
-        let (process, input, output, errors, exited) = (
-            child.process, child.input, child.output, child.errors, child.exited
-        )
-
-        let feeder = Feeder(fd: input.fileHandleForWriting.fileDescriptor, firstLine: firstLine)
-        let sizes = SizeReader(fd: output.fileHandleForReading.fileDescriptor)
-        let stderr = SizeReader(fd: errors.fileHandleForReading.fileDescriptor)
+        let process = child.process
+        let feeder = Feeder(fd: child.input.fileHandleForWriting.fileDescriptor, firstLine: firstLine)
+        let sizes = SizeReader(fd: child.output.fileHandleForReading.fileDescriptor)
+        let stderr = SizeReader(fd: child.errors.fileHandleForReading.fileDescriptor)
         try await Task.sleep(for: delay)
         kill(process.processIdentifier, SIGKILL)
-        let ended = await wait(exited, seconds: 10)
+        let ended = await wait(child.exited, seconds: 10)
         feeder.stop()
         let fed = await wait(feeder.done, seconds: 10)
         let read = await wait(sizes.done, seconds: 10)

@@ -313,16 +313,21 @@ struct QuorumctlTests {
                 ("secp/node-3/signing-share.json", "ciphersuite"),
             ]
             for (foreign, expected) in cases {
-                let result = try await ws.quorumctl(
-                    "frost", "sign", "--group", ws.path("keys/group.json"),
-                    "--share", ws.path("keys/node-1/signing-share.json"), "--share", ws.path(foreign),
-                    "--share", ws.path("keys/node-2/signing-share.json"), "--message-file", ws.path("message"))
+                let result = try await signWithOneBadShare(ws, foreign)
                 #expect(result.status == 2, "\(foreign): \(result)")
                 #expect(isOneLineError(result), "\(result)")
                 #expect(result.stderr.contains(ws.path(foreign)), "\(result)")
                 #expect(result.stderr.contains(expected), "\(result)")
             }
         }
+    }
+
+    /// `frost sign` with the good shares of nodes 1 and 2 of `keys/` and `bad` in between.
+    private func signWithOneBadShare(_ ws: Workspace, _ bad: String) async throws -> TestKit.ProcessOutput {
+        try await ws.quorumctl(
+            "frost", "sign", "--group", ws.path("keys/group.json"),
+            "--share", ws.path("keys/node-1/signing-share.json"), "--share", ws.path(bad),
+            "--share", ws.path("keys/node-2/signing-share.json"), "--message-file", ws.path("message"))
     }
 
     @Test("unreadable or malformed share files are refused naming the file")
@@ -347,10 +352,7 @@ struct QuorumctlTests {
                 ("altered.json", "verifying_share"),
             ]
             for (file, expected) in cases {
-                let result = try await ws.quorumctl(
-                    "frost", "sign", "--group", ws.path("keys/group.json"),
-                    "--share", ws.path("keys/node-1/signing-share.json"), "--share", ws.path(file),
-                    "--share", ws.path("keys/node-2/signing-share.json"), "--message-file", ws.path("message"))
+                let result = try await signWithOneBadShare(ws, file)
                 #expect(result.status == 2, "\(file): \(result)")
                 #expect(isOneLineError(result), "\(result)")
                 #expect(result.stderr.contains("quorumctl: error: \(ws.path(file)):"), "\(result)")

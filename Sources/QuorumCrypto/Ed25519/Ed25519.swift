@@ -192,9 +192,7 @@ public enum Ed25519Suite: Ciphersuite {
 
     /// RFC 8032 verification by libsodium (`crypto_sign_verify_detached`), independent of our code.
     public static func verifySignature(_ signature: [UInt8], message: [UInt8], publicKey: Element) -> Bool {
-        _ = Sodium.ready
-        guard signature.count == 64, !publicKey.isIdentity else { return false }
-        let pk = publicKey.encodedBytes
-        return crypto_sign_verify_detached(signature, message, UInt64(message.count), pk) == 0
+        guard !publicKey.isIdentity else { return false }
+        return Ed25519KeyPair.verify(signature: signature, message: message, publicKey: publicKey.encodedBytes)
     }
 }

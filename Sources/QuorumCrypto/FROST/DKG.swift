@@ -19,10 +19,11 @@ public enum DKG<C: Ciphersuite> {
         }
 
         /// `count(u16) || commitments || proof`.
-        public var encoded: [UInt8] {
+        public func encoded() throws(CryptoError) -> [UInt8] {
             let count = UInt16(commitment.count)
-            return [UInt8(count >> 8), UInt8(count & 0xff)] + commitment.flatMap { (try? $0.serialized()) ?? [] }
-                + proofOfKnowledge
+            var out = [UInt8(count >> 8), UInt8(count & 0xff)]
+            for element in commitment { out += try element.serialized() }
+            return out + proofOfKnowledge
         }
 
         /// Parses a package received from `sender`, validating every element.
@@ -303,7 +304,7 @@ public enum DKG<C: Ciphersuite> {
         transcript += [UInt8(packages.count >> 8), UInt8(packages.count & 0xff)]
         transcript += try groupKey.serialized()
         for (id, package) in packages.sorted(by: { $0.key < $1.key }) {
-            transcript += [UInt8(id.value >> 8), UInt8(id.value & 0xff)] + package.encoded
+            transcript += [UInt8(id.value >> 8), UInt8(id.value & 0xff)] + (try package.encoded())
         }
         return Sodium.sha256(transcript)
     }

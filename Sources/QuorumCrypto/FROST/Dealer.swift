@@ -12,15 +12,17 @@ public struct SecretShare<C: Ciphersuite>: Sendable {
         guard let verifyingKey = commitment.first, !verifyingKey.isIdentity else {
             throw CryptoError(.invalidParameters, "the VSS commitment is empty or its constant term is the identity")
         }
+        // The key package computes the share's public image once; compare that.
+        let key = try KeyPackage(
+            identifier: identifier, signingShare: signingShare, verifyingKey: verifyingKey,
+            minSigners: commitment.count, purpose: purpose)
         let expected = Polynomial<C>.evaluateCommitment(commitment, at: identifier.scalar(in: C.self))
-        guard C.Element.baseMultiply(signingShare.value) == expected else {
+        guard key.verifyingShare == expected else {
             throw CryptoError(
                 .invalidSecretShare, "the share of participant \(identifier) does not match the dealer's commitment",
                 culprits: [identifier])
         }
-        return try KeyPackage(
-            identifier: identifier, signingShare: signingShare, verifyingKey: verifyingKey,
-            minSigners: commitment.count, purpose: purpose)
+        return key
     }
 }
 

@@ -54,14 +54,15 @@ public enum Repair<C: Ciphersuite> {
         guard sigmas.count >= group.minSigners else {
             throw CryptoError(.tooFewParticipants, "\(sigmas.count) sigmas, the threshold is \(group.minSigners)")
         }
-        guard C.Element.baseMultiply(share.value) == (try group.verifyingShare(of: identifier)) else {
+        let key = try KeyPackage(
+            identifier: identifier, signingShare: share, verifyingKey: group.verifyingKey,
+            minSigners: group.minSigners, purpose: group.purpose)
+        guard key.verifyingShare == (try group.verifyingShare(of: identifier)) else {
             throw CryptoError(
                 .invalidSecretShare,
                 "the repaired share of participant \(identifier) does not match its verifying share; a helper sent a wrong value"
             )
         }
-        return try KeyPackage(
-            identifier: identifier, signingShare: share, verifyingKey: group.verifyingKey,
-            minSigners: group.minSigners, purpose: group.purpose)
+        return key
     }
 }

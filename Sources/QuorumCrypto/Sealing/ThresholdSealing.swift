@@ -23,8 +23,8 @@ public struct DecryptionShare<C: Ciphersuite>: Sendable, Equatable {
     public let response: C.Scalar
 
     /// `Dᵢ || c || z`.
-    public var encoded: [UInt8] {
-        ((try? share.serialized()) ?? []) + challenge.serialized() + response.serialized()
+    public func encoded() throws(CryptoError) -> [UInt8] {
+        try share.serialized() + challenge.serialized() + response.serialized()
     }
 
     public init(identifier: Identifier, share: C.Element, challenge: C.Scalar, response: C.Scalar) {
