@@ -85,7 +85,8 @@ struct SealingTests {
     func encodings() throws {
         let (keys, _, box) = try sealed(Ed25519Suite.self, k: 2, n: 3)
         let share = try ThresholdSealing<Ed25519Suite>.decryptionShare(for: box, key: keys[0])
-        #expect(try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: try share.encoded()) == share)
+        #expect(
+            try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: try share.encoded()) == share)
         #expect(throws: CryptoError.self) {
             _ = try DecryptionShare<Ed25519Suite>(identifier: keys[0].identifier, encoded: [1, 2])
         }
