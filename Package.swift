@@ -13,7 +13,8 @@ let package = Package(
         .executable(name: "quorumctl", targets: ["quorumctl"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "QuorumPolicy",
-            dependencies: []
+            dependencies: ["QuorumCrypto", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "QuorumTestKit",
