@@ -31,12 +31,6 @@ public struct Mount: Sendable, Equatable {
         Mount.prefix(path, covers: requestPath)
     }
 
-    /// The part of `requestPath` after the prefix, always starting with `/`.
-    public func remainder(of requestPath: String) -> String {
-        let rest = requestPath.dropFirst(path.utf8.count)
-        return rest.isEmpty ? "/" : String(rest)
-    }
-
     static func prefix(_ prefix: String, covers requestPath: String) -> Bool {
         guard requestPath.utf8.starts(with: prefix.utf8) else { return false }
         let rest = requestPath.utf8.dropFirst(prefix.utf8.count)

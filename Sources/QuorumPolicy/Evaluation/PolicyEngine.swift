@@ -1,0 +1,187 @@
+import Foundation
+
+/// Evaluates decision requests under one bundle: a pure function of (request, state, time).
+///
+/// The steps, each a trace entry, stop at the first deny:
+/// 1. `authentication`: the token is `lat_<id>_<secret>` and its secret hashes to the latch's digest;
+/// 2. `revoked`: neither the latch nor an ancestor is revoked;
+/// 3. `expiry`: the latch (and so every ancestor) has not expired;
+/// 4. `path`: the request target normalises without ambiguity (see ``RequestTarget``);
+/// 5. `mount`: a mount of the latch covers the path (or the path is `/self`);
+/// 6. the mount's pipeline, root latch first (see ``PolicyBundle``).
+///
+/// Any error inside a step is a deny naming it; nothing is ever allowed by default. State changes
+/// (rate-window hits, budget reservations) are returned, not applied, and only for an allow, so a
+/// denied call consumes nothing.
+public struct PolicyEngine: Sendable {
+    /// The bundle evaluated against.
+    public let bundle: PolicyBundle
+
+    /// An engine for `bundle`.
+    public init(bundle: PolicyBundle) { self.bundle = bundle }
+
+    /// The verdict for `request` given `state` at `instant`.
+    public func evaluate(_ request: DecisionRequest, state: some PolicyStateReading, at instant: Date) -> Verdict {
+        let now = PolicyEngine.milliseconds(instant)
+        var run = Run(request: request, digest: bundle.digest, now: now)
+
+        guard let token = LatchToken(request.token) else {
+            let detail =
+                request.token.isEmpty
+                ? "no latch token; send Authorization: Bearer lat_<id>_<secret>" : "malformed latch token"
+            return run.deny(step: "authentication", detail)
+        }
+        run.latchID = token.latchID
+        guard let latch = bundle.resolvedLatch(token.latchID) else {
+            return run.deny(step: "authentication", "no latch '\(token.latchID)' in bundle version \(bundle.version)")
+        }
+        guard token.matches(digest: latch.latch.tokenDigest) else {
+            return run.deny(step: "authentication", "token secret does not match latch '\(latch.id)'")
+        }
+        run.pass(step: "authentication", "latch '\(latch.id)'")
+
+        if let revokedBy = latch.revokedBy {
+            let detail =
+                revokedBy == latch.id
+                ? "latch '\(latch.id)' is revoked" : "latch '\(latch.id)' is revoked with its ancestor '\(revokedBy)'"
+            return run.deny(step: "revoked", detail)
+        }
+        run.pass(step: "revoked", "not revoked")
+
+        if let expires = latch.expires {
+            let expiry = PolicyEngine.milliseconds(expires)
+            if now >= expiry { return run.deny(step: "expiry", "expired at \(PolicyEngine.iso(expires))") }
+            run.pass(step: "expiry", "expires at \(PolicyEngine.iso(expires))")
+        } else {
+            run.pass(step: "expiry", "no expiry")
+        }
+
+        let target: RequestTarget
+        switch RequestTarget.parse(request.target) {
+        case .success(let parsed): target = parsed
+        case .failure(let refusal): return run.deny(step: "path", "ambiguous request path refused: \(refusal)")
+        }
+        run.pass(step: "path", target.path.value)
+
+        if Mount.prefix(Mount.selfPath, covers: target.path.value) {
+            run.pass(step: "mount", "/self: answered by the nodes, never forwarded")
+            return run.allow(
+                route: .selfDescription,
+                selfDescription: selfDescription(of: latch, state: state, at: instant, now: now)
+            )
+        }
+        guard let mount = latch.mount(for: target.path.value) else {
+            let mounts = latch.mounts.map(\.path).joined(separator: ", ")
+            return run.deny(
+                step: "mount", "no mount of latch '\(latch.id)' covers \(target.path.value); mounts: \(mounts)")
+        }
+        run.pass(step: "mount", mount.path)
+
+        let remainder = mount.remainder(ofPath: target.path)
+        var context = FilterContext(
+            request: request, instant: instant, now: now, latch: latch, mount: mount, path: remainder, bundle: bundle)
+        for step in mount.pipeline {
+            let filter = step.filter
+            let entry = { (outcome: TraceEntry.Outcome, detail: String) in
+                TraceEntry(
+                    filter: filter.id, kind: filter.kind.name, latch: step.declaringLatch, mount: step.declaringMount,
+                    outcome: outcome, detail: detail)
+            }
+            if let skip = context.skipReason(filter.condition) {
+                run.trace.append(entry(.skip, skip))
+                continue
+            }
+            switch context.evaluate(step, state: state) {
+            case .pass(let detail):
+                run.trace.append(entry(.pass, detail))
+            case .deny(let detail):
+                run.trace.append(entry(.deny, detail))
+                return run.finishDeny("\(filter.id): \(detail)")
+            }
+        }
+        let reservation =
+            context.reservations.isEmpty
+            ? nil : SpendReservation(requestID: request.requestID, entries: context.reservations)
+        return run.allow(
+            route: .upstream(mount: mount.path, url: mount.upstream, secret: mount.secret, path: remainder.value),
+            obligations: context.obligations, reservation: reservation, changes: context.changes)
+    }
+
+    /// The state changes that settle `reservation` once the call's actual `usage` is known. A call
+    /// with fixed pricing settles at its reservation.
+    public func settle(_ reservation: SpendReservation, usage: SpendUsage?, at instant: Date) -> [StateChange] {
+        let now = PolicyEngine.milliseconds(instant)
+        return reservation.entries.map { entry in
+            let actual: MicroUnits
+            switch (entry.pricing, usage) {
+            case (.tokens(_, let input, let output), let usage?):
+                actual =
+                    Money.cost(tokens: max(0, usage.inputTokens), perMillion: input)
+                    .addingSaturating(Money.cost(tokens: max(0, usage.outputTokens), perMillion: output))
+            default:
+                actual = entry.amount
+            }
+            return .settle(key: entry.key, requestID: reservation.requestID, at: now, actual: actual)
+        }
+    }
+
+    static func milliseconds(_ instant: Date) -> Int64 {
+        let value = (instant.timeIntervalSince1970 * 1000).rounded(.down)
+        return value >= Double(Int64.max) ? .max : value <= Double(Int64.min) ? .min : Int64(value)
+    }
+
+    static func iso(_ date: Date) -> String { date.formatted(.iso8601) }
+}
+
+/// The verdict under construction.
+private struct Run {
+    let request: DecisionRequest
+    let digest: String
+    let now: Int64
+    var latchID: String?
+    var trace: [TraceEntry] = []
+
+    init(request: DecisionRequest, digest: String, now: Int64) {
+        self.request = request
+        self.digest = digest
+        self.now = now
+    }
+
+    mutating func pass(step: String, _ detail: String) {
+        trace.append(TraceEntry(filter: step, kind: step, latch: latchID, mount: nil, outcome: .pass, detail: detail))
+    }
+
+    mutating func deny(step: String, _ detail: String) -> Verdict {
+        trace.append(TraceEntry(filter: step, kind: step, latch: latchID, mount: nil, outcome: .deny, detail: detail))
+        return finishDeny("\(step): \(detail)")
+    }
+
+    func finishDeny(_ reason: String) -> Verdict {
+        Verdict(
+            requestID: request.requestID, decision: .deny, reason: reason, latchID: latchID, route: nil, trace: trace,
+            obligations: .none, reservation: nil, stateChanges: [], selfDescription: nil, bundleDigest: digest,
+            evaluatedAt: now)
+    }
+
+    func allow(
+        route: Verdict.Route, obligations: ResponseObligations = .none, reservation: SpendReservation? = nil,
+        changes: [StateChange] = [], selfDescription: JSONValue? = nil
+    ) -> Verdict {
+        Verdict(
+            requestID: request.requestID, decision: .allow, reason: nil, latchID: latchID, route: route, trace: trace,
+            obligations: obligations, reservation: reservation, stateChanges: changes,
+            selfDescription: selfDescription, bundleDigest: digest, evaluatedAt: now)
+    }
+}
+
+extension ResolvedMount {
+    /// The normalised path after this mount's prefix (`/` when nothing follows it).
+    func remainder(ofPath path: NormalisedPath) -> NormalisedPath {
+        let rest = String(path.value.utf8.dropFirst(self.path.utf8.count))!
+        let text = rest.isEmpty ? "/" : rest
+        let prefixSegments = self.path.utf8.split(separator: UInt8(ascii: "/")).count
+        return NormalisedPath(
+            value: text, segments: Array(path.segments.dropFirst(prefixSegments)),
+            hasTrailingSlash: path.hasTrailingSlash && text != "/")
+    }
+}
