@@ -1,5 +1,5 @@
 // swift-tools-version: 6.1
-// Microbenchmarks for QuorumCrypto, kept in their own package so the benchmark dependency (and its
+// Microbenchmarks for QuorumCrypto, QuorumLog and QuorumPolicy, kept in their own package so the benchmark dependency (and its
 // malloc interposer) never reaches the main package's graph. Run from this directory:
 // `swift package --disable-sandbox benchmark` (see docs/benchmarks.md).
 import PackageDescription
@@ -30,6 +30,15 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
             ],
             path: "Benchmarks/LogBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "PolicyBenchmarks",
+            dependencies: [
+                .product(name: "QuorumPolicy", package: "QuorumLatch"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/PolicyBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]

@@ -287,7 +287,11 @@ public struct JSONParser: Sendable {
 
         mutating func parseString() throws(JSONParseError) -> String {
             index += 1
-            var scalars = String.UnicodeScalarView()
+            // Runs of plain bytes are copied whole; only escapes are decoded one by one. Every
+            // multi-byte sequence is validated by `decodeUTF8` before its bytes are copied, so the
+            // buffer is always valid UTF-8.
+            var utf8: [UInt8] = []
+            var runStart = index
             while true {
                 guard index < bytes.count else {
                     throw error(.unexpectedEnd, at: index, "unterminated string")
@@ -295,19 +299,27 @@ public struct JSONParser: Sendable {
                 let b = bytes[index]
                 switch b {
                 case UInt8(ascii: "\""):
+                    if utf8.isEmpty {
+                        let text = String(decoding: bytes[runStart..<index], as: UTF8.self)
+                        index += 1
+                        return text
+                    }
+                    utf8.append(contentsOf: bytes[runStart..<index])
                     index += 1
-                    return String(scalars)
+                    return String(decoding: utf8, as: UTF8.self)
                 case UInt8(ascii: "\\"):
-                    scalars.append(try parseEscape())
+                    utf8.append(contentsOf: bytes[runStart..<index])
+                    let scalar = try parseEscape()
+                    utf8.append(contentsOf: UTF8.encode(scalar)!)
+                    runStart = index
                 case 0x00..<0x20:
                     throw error(
                         .controlCharacter, at: index,
                         "raw control character 0x\(String(b, radix: 16)) in a string; escape it as \\u00XX")
                 case 0x20..<0x80:
-                    scalars.append(Unicode.Scalar(b))
                     index += 1
                 default:
-                    scalars.append(try decodeUTF8())
+                    _ = try decodeUTF8()
                 }
             }
         }

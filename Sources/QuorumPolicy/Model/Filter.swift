@@ -145,7 +145,8 @@ public struct ResponseObligations: Sendable, Equatable {
     /// Members removed.
     public var trim: [JSONPath]
     /// Rules over the response: a response (or event) that satisfies one is blocked (a leaked key
-    /// pattern, say). A rule whose paths select nothing does not block.
+    /// pattern, say). With the default `when_missing: deny`, a rule whose paths select nothing is
+    /// not satisfied and so does not block; `not_exists` and `when_missing: satisfy` rules do.
     public var blockIf: [PayloadRule]
     /// Largest response body in bytes, or `nil`.
     public var maxBytes: Int?
