@@ -345,14 +345,19 @@ extension JSONTests {
             (#"^\w+$"#, "ab_9", true), (#"\s"#, "nospace", false), ("^gpt-4(o|-turbo)?$", "gpt-4o", true),
             ("^gpt-4(o|-turbo)?$", "gpt-4o-mini", false), ("^[-a]$", "-", true), ("^[]a]$", "]", true),
             ("^(a*)*$", "aaaa", true), ("^é+$", "éé", true), ("", "anything", true),
+            ("^a{3}$", "aaa", true), ("^a{3}$", "aa", false), ("^a{3}$", "aaaa", false), ("^a{2,}$", "aaaaa", true),
+            ("^a{2,}$", "a", false), ("^(ab){1,2}$", "abab", true), ("^(ab){1,2}$", "ababab", false),
+            ("sk-[A-Za-z0-9]{20,}", "key sk-abcdefghij0123456789 leaked", true),
+            ("sk-[A-Za-z0-9]{20,}", "sk-short", false),
         ])
         func matches(pattern: String, text: String, expected: Bool) throws {
             #expect(try SafeRegex(pattern).matches(text) == expected)
         }
 
         @Test(arguments: [
-            ("(a", 0), ("a)", 1), ("*a", 0), ("a**", 2), ("a{2}", 1), (#"(a)\1"#, 3), ("(?=a)", 1), ("[a", 0),
-            ("[z-a]", 3), (#"a\"#, 1), ("a+?", 2),
+            ("(a", 0), ("a)", 1), ("*a", 0), ("a**", 2), ("{2}", 0), ("a{}", 1), ("a{x}", 1), ("a{3,2}", 1),
+            ("a{101}", 1), ("a{2}?", 4), (#"(a)\1"#, 3), ("(?=a)", 1), ("[a", 0), ("[z-a]", 3), (#"a\"#, 1),
+            ("a+?", 2),
         ])
         func refusesUnsupportedSyntax(pattern: String, offset: Int) {
             do {
@@ -368,6 +373,8 @@ extension JSONTests {
             #expect(throws: SafeRegexError.self) {
                 try SafeRegex(String(repeating: "(", count: 40) + "a" + String(repeating: ")", count: 40))
             }
+            // Nested counts multiply: 100 × 100 copies would be a huge program, so it is refused.
+            #expect(throws: SafeRegexError.self) { try SafeRegex("((a{100}){100})") }
         }
 
         /// The classic catastrophic-backtracking shape; a backtracking engine takes ~2³⁰ steps here.

@@ -16,8 +16,8 @@ private func obligations(
     ResponseObligations(redact: paths(redact), trim: paths(trim), blockIf: blockIf, maxBytes: maxBytes)
 }
 
-/// `sk-` followed by at least 20 letters or digits (SafeRegex has no counted repetition).
-private let secretPattern = "sk-" + String(repeating: "[A-Za-z0-9]", count: 20)
+/// `sk-` followed by at least 20 letters or digits.
+private let secretPattern = "sk-[A-Za-z0-9]{20,}"
 private let secret = "sk-" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123"
 
 private func secretRule(_ path: String = "$.choices[*].message.content") -> PayloadRule {

@@ -2,10 +2,14 @@
 ///
 /// Supported: literal characters, `.` (any scalar), classes `[a-z_]` and `[^…]`, escapes
 /// (`\d`, `\w`, `\s`, `\D`, `\W`, `\S`, and `\` before any punctuation), `*`, `+`, `?`,
-/// alternation `|`, groups `( … )`, and the anchors `^` (start of text) and `$` (end of text).
-/// Not supported, by design: backreferences, lookaround and counted repetition `{n,m}` — each
-/// either needs backtracking or multiplies the program size. Matching is a search: the pattern may
-/// match anywhere unless anchored. Text is matched by Unicode scalars.
+/// counted repetition `{n}`, `{n,}` and `{n,m}` (n, m ≤ ``maxRepetition``), alternation `|`,
+/// groups `( … )`, and the anchors `^` (start of text) and `$` (end of text). Not supported, by
+/// design: backreferences and lookaround, which need backtracking. Matching is a search: the
+/// pattern may match anywhere unless anchored. Text is matched by Unicode scalars.
+///
+/// Counted repetition is expanded into copies of its atom (`a{2,4}` is `aaa?a?`), so the program
+/// can grow; it is capped at ``maxProgramSize`` instructions, which keeps the work per input
+/// scalar bounded.
 ///
 /// Why it cannot backtrack catastrophically: the pattern compiles to a Thompson NFA (one
 /// instruction per pattern element, so at most ~3 per pattern scalar), and matching is a Pike-VM
@@ -19,6 +23,10 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
     public static let maxPatternLength = 512
     /// Deepest allowed group nesting.
     public static let maxGroupDepth = 32
+    /// Largest count in `{n,m}`.
+    public static let maxRepetition = 100
+    /// Largest compiled program, in NFA instructions.
+    public static let maxProgramSize = 4096
 
     /// The pattern as written.
     public let pattern: String
@@ -40,6 +48,13 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
         var program: [Instruction] = []
         SafeRegex.compile(node, into: &program)
         program.append(.match)
+        guard program.count <= SafeRegex.maxProgramSize else {
+            throw SafeRegexError(
+                offset: 0,
+                reason:
+                    "pattern expands to \(program.count) instructions (limit \(SafeRegex.maxProgramSize)); use smaller counts"
+            )
+        }
         self.pattern = pattern
         self.program = program
     }
@@ -145,6 +160,7 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
         case star(Node)
         case plus(Node)
         case optional(Node)
+        case repetition(Node, min: Int, max: Int?)
     }
 
     private static func compile(_ node: Node, into p: inout [Instruction]) {
@@ -180,6 +196,19 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
             p.append(.split(0, 0))
             compile(inner, into: &p)
             p[split] = .split(split + 1, p.count)
+        case .repetition(let inner, let min, let max):
+            for _ in 0..<min {
+                compile(inner, into: &p)
+                if p.count > maxProgramSize { return }
+            }
+            guard let max else {
+                compile(.star(inner), into: &p)
+                return
+            }
+            for _ in min..<max {
+                compile(.optional(inner), into: &p)
+                if p.count > maxProgramSize { return }
+            }
         }
     }
 
@@ -200,6 +229,10 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
             var nodes: [Node] = []
             while index < scalars.count, scalars[index] != "|", scalars[index] != ")" {
                 let atom = try parseAtom(depth: depth)
+                if index < scalars.count, scalars[index] == "{" {
+                    nodes.append(try parseCount(of: atom))
+                    continue
+                }
                 guard index < scalars.count, "*+?".unicodeScalars.contains(scalars[index]) else {
                     nodes.append(atom)
                     continue
@@ -217,6 +250,38 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
                 }
             }
             return nodes.isEmpty ? .empty : .concat(nodes)
+        }
+
+        /// `{n}`, `{n,}` or `{n,m}` after an atom.
+        mutating func parseCount(of atom: Node) throws(SafeRegexError) -> Node {
+            let open = index
+            index += 1
+            func number() -> Int? {
+                var value: Int?
+                while index < scalars.count, ("0"..."9").contains(scalars[index]),
+                    (value ?? 0) <= SafeRegex.maxRepetition
+                {
+                    value = (value ?? 0) * 10 + Int(scalars[index].value - 48)
+                    index += 1
+                }
+                return value
+            }
+            let usage = "expected {n}, {n,} or {n,m} with n ≤ m ≤ \(SafeRegex.maxRepetition)"
+            guard let low = number() else { throw SafeRegexError(offset: open, reason: usage) }
+            var high: Int? = low
+            if index < scalars.count, scalars[index] == "," {
+                index += 1
+                high = number()
+            }
+            guard index < scalars.count, scalars[index] == "}", low <= SafeRegex.maxRepetition,
+                high.map({ $0 >= low && $0 <= SafeRegex.maxRepetition }) ?? true
+            else { throw SafeRegexError(offset: open, reason: usage) }
+            index += 1
+            if index < scalars.count, "*+?{".unicodeScalars.contains(scalars[index]) {
+                throw SafeRegexError(
+                    offset: index, reason: "stacked quantifiers and lazy/possessive forms are not supported")
+            }
+            return .repetition(atom, min: low, max: high)
         }
 
         mutating func parseAtom(depth: Int) throws(SafeRegexError) -> Node {
@@ -240,7 +305,7 @@ public struct SafeRegex: Sendable, Equatable, CustomStringConvertible {
             case "*", "+", "?":
                 throw SafeRegexError(offset: index, reason: "quantifier '\(c)' has nothing to repeat")
             case "{", "}":
-                throw SafeRegexError(offset: index, reason: "counted repetition is not supported; escape as \\\(c)")
+                throw SafeRegexError(offset: index, reason: "'\(c)' with nothing to repeat; escape it as \\\(c)")
             case "[":
                 return .set(try parseClass())
             case ".":
