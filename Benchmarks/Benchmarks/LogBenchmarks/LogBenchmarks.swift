@@ -37,7 +37,7 @@ func fill(_ log: MerkleLog, count: UInt64, salt: UInt64) throws {
 }
 
 /// A one-million-entry log shared by the proof benchmarks, built once per machine and kept under
-/// the temporary directory (rebuilding it costs ~15 s).
+/// the temporary directory (rebuilding it costs about 8 s).
 let millionPath = FileManager.default.temporaryDirectory.appendingPathComponent("quorum-bench-log-1M").path
 let million: UInt64 = 1_000_000
 

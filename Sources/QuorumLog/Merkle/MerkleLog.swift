@@ -4,19 +4,25 @@ import Synchronization
 ///
 /// Column families:
 /// - `entries`: index (u64 big-endian) → entry bytes.
-/// - `hashes`: level (u8) || index (u64 big-endian) → the 32-byte hash of every complete subtree,
-///   level 0 being the leaf hashes. A complete subtree never changes once its last leaf exists, so
-///   the root at any historical size and every proof are computed from O(log n) of these.
+/// - `tiles`: tile level (u8) || tile index (u64 big-endian) → the 510 hashes of a complete
+///   8-level tile (C2SP tlog-tiles geometry): tile level `L`, index `N` holds the complete
+///   subtrees at tree levels `8L` … `8L + 7` under the node at level `8L + 8`, index `N`; row `r`
+///   (256 >> r hashes) after rows 0 … r − 1. Written once, in the batch that completes the tile.
+/// - `hashes`: level (u8) || index (u64 big-endian) → the 32-byte hash of a complete subtree whose
+///   tile is not complete yet (at most one tile per tile level, the right edge). The batch that
+///   completes a tile writes its record and deletes these.
 /// - `checkpoints`: size (u64 big-endian) → signed checkpoint note (see `storeCheckpoint`).
 /// - `dedup`: leaf hash → index (u64 big-endian), so an entry already present keeps its index.
-/// - `meta`: `size` → the number of entries (u64 big-endian).
+/// - `meta`: `size` → the number of entries (u64 big-endian); `format` → ``storageFormat``.
 ///
-/// Only the right edge of the tree (one hash per set bit of the size) is held in memory. Each
-/// ``append(_:)`` is one RocksDB write batch with `sync`: after a crash the log has the size of the
-/// last completed batch, with every hash of it.
+/// A complete subtree never changes once its last leaf exists, so the root at any historical size
+/// and every proof are computed from O(log n) stored hashes, at most one tile read per 8 levels.
+/// Each ``append(_:)`` is one RocksDB write batch with `sync`: after a crash the log has the size
+/// of the last completed batch, with every hash of it.
 ///
-/// Appends are serialized by a lock held across the write; readers take a snapshot of the size and
-/// then read only immutable complete-subtree hashes, so they never block on an append.
+/// Appends are serialized by their own lock, held across the write. Readers never wait for a
+/// write: they read the published right edge under a lock held only to copy a hash, and complete
+/// tiles, which never change, from RocksDB.
 public final class MerkleLog: Sendable {
     /// The largest entry accepted, in bytes: C2SP tlog-tiles entry bundles prefix each entry with
     /// a uint16 length.
@@ -25,40 +31,100 @@ public final class MerkleLog: Sendable {
     /// Column family names, as stored on disk.
     static let entriesFamily = "entries"
     static let hashesFamily = "hashes"
+    static let tilesFamily = "tiles"
     static let checkpointsFamily = "checkpoints"
     static let dedupFamily = "dedup"
     static let metaFamily = "meta"
     static let sizeKey = Array("size".utf8)
+    static let formatKey = Array("format".utf8)
+    /// The layout described above, recorded in `meta` by the first append, so that a store written
+    /// in another layout is refused instead of misread.
+    static let storageFormat = Array("quorum-log tiles 1".utf8)
+
+    /// Tree levels per tile and hashes per tile row 0, as in C2SP tlog-tiles.
+    static let tileHeight = 8
+    /// Hashes in a complete tile record: 256 + 128 + … + 2.
+    static let tileHashes = 510
+    /// The lowest level whose complete-subtree hashes are all kept in memory.
+    static let cachedLevels = 8
 
     /// The underlying store; the checkpoint code keeps its records in `checkpoints`.
     let store: RocksDB
+    /// Held by an append from before its dedup lookups until its batch is written and published.
+    private let appending = Mutex(())
     private let state: Mutex<State>
 
-    /// The mutable part: how many leaves there are and the hashes of the complete subtrees along
-    /// the right edge, largest first (one per set bit of `size`).
-    private struct State {
-        var size: UInt64
-        var frontier: [[UInt8]]
-        /// Every complete-subtree hash at levels ≥ ``cachedLevels``, by level then index. They never
-        /// change once written, and there are only size / 2¹⁰ of them (32 MB per billion entries),
-        /// so proofs read at most the 10 lower levels from RocksDB.
-        var upper: [[[UInt8]]]
+    /// The nodes of one tile that is not complete yet: row `r` holds the hashes at tree level
+    /// `8·level + r` from the tile's first node at that level, concatenated.
+    struct PartialTile: Sendable {
+        var index: UInt64
+        var rows: [[UInt8]]
+
+        init(index: UInt64) {
+            self.index = index
+            rows = Array(repeating: [], count: MerkleLog.tileHeight)
+        }
+
+        /// Number of hashes in row `row`.
+        func count(_ row: Int) -> Int { rows[row].count / RFC9162.hashLength }
+
+        /// Index, at the row's tree level, of the row's first node.
+        func first(_ row: Int) -> UInt64 { index << UInt64(MerkleLog.tileHeight - row) }
     }
 
-    /// The lowest level whose complete-subtree hashes are kept in memory.
-    static let cachedLevels = 10
+    /// The right edge of the tree: what an append needs and changes.
+    struct Edge: Sendable {
+        var size: UInt64
+        /// Hashes of the complete subtrees along the right edge, largest first (one per set bit of `size`).
+        var frontier: [[UInt8]]
+        /// The tile not complete yet at each tile level 0 … 7 (the one the next node there goes into).
+        var partial: [PartialTile]
+    }
+
+    /// What readers see: the edge of the last completed append and the upper levels.
+    private struct State {
+        var edge: Edge
+        /// Every complete-subtree hash at levels ≥ ``cachedLevels``, one flat array per level. They
+        /// never change once written, and there are only size / 2⁸ of them (128 MB per billion
+        /// entries), so an inclusion proof reads at most one tile from RocksDB.
+        var upper: [[UInt8]]
+
+        /// The hash at `level` and `index` if it is held in memory.
+        func cached(level: Int, index: UInt64) -> [UInt8]? {
+            let length = RFC9162.hashLength
+            if level >= MerkleLog.cachedLevels {
+                let row = level - MerkleLog.cachedLevels
+                if row < upper.count, index < UInt64(upper[row].count / length) {
+                    let offset = Int(index) * length
+                    return Array(upper[row][offset..<(offset + length)])
+                }
+            }
+            let tile = edge.partial[level / MerkleLog.tileHeight]
+            let row = level % MerkleLog.tileHeight
+            guard index >= tile.first(row), index - tile.first(row) < UInt64(tile.count(row)) else { return nil }
+            let offset = Int(index - tile.first(row)) * length
+            return Array(tile.rows[row][offset..<(offset + length)])
+        }
+    }
 
     /// Opens (creating if needed, unless `readOnly`) the log in `directory`.
     ///
     /// With `readOnly` the directory must already hold a log and is not changed in any way (an
     /// auditor's view, which also works while a node holds the log open); appends then fail.
     public init(directory: String, readOnly: Bool = false) throws {
-        store = try RocksDB(
+        let store = try RocksDB(
             path: directory,
             columnFamilies: [
-                Self.entriesFamily, Self.hashesFamily, Self.checkpointsFamily, Self.dedupFamily, Self.metaFamily,
+                Self.entriesFamily, Self.hashesFamily, Self.tilesFamily, Self.checkpointsFamily, Self.dedupFamily,
+                Self.metaFamily,
+            ],
+            familyOptions: [
+                Self.dedupFamily: .init(hashedKeyLength: RFC9162.hashLength, compressible: false),
+                Self.hashesFamily: .init(compressible: false),
+                Self.tilesFamily: .init(compressible: false),
             ],
             readOnly: readOnly)
+        self.store = store
         var size: UInt64 = 0
         if let stored = try store.get(Self.metaFamily, Self.sizeKey) {
             guard let decoded = UInt64(bigEndianBytes: stored) else {
@@ -66,44 +132,95 @@ public final class MerkleLog: Sendable {
             }
             size = decoded
         }
+        let format = try store.get(Self.metaFamily, Self.formatKey)
+        if let format, format != Self.storageFormat {
+            throw MerkleError(
+                .corruptStore,
+                "\(directory): storage format \"\(String(decoding: format, as: UTF8.self))\" is not "
+                    + "\"\(String(decoding: Self.storageFormat, as: UTF8.self))\"")
+        }
+        if size > 0 && format == nil {
+            throw MerkleError(
+                .corruptStore,
+                "\(directory): a log of \(size) entries without a storage format record (an older layout)")
+        }
+        let partial = try (0..<Self.tileHeight).map { try Self.loadPartialTile(store, tileLevel: $0, size: size) }
         var frontier: [[UInt8]] = []
         var start: UInt64 = 0
         for level in stride(from: 63, through: 0, by: -1) where size & (1 << UInt64(level)) != 0 {
-            frontier.append(try Self.node(store, level: level, index: start >> UInt64(level)))
+            let tile = partial[level / Self.tileHeight]
+            let row = level % Self.tileHeight
+            let position = Int((start >> UInt64(level)) - tile.first(row)) * RFC9162.hashLength
+            frontier.append(Array(tile.rows[row][position..<(position + RFC9162.hashLength)]))
             start += 1 << UInt64(level)
         }
-        var upper: [[[UInt8]]] = []
-        for level in Self.cachedLevels..<64 where size >> UInt64(level) > 0 {
-            let count = size >> UInt64(level)
-            var hashes: [[UInt8]] = []
-            hashes.reserveCapacity(Int(count))
-            try store.scan(Self.hashesFamily, prefix: [UInt8(level)]) { key, value in
-                guard UInt64(hashes.count) < count else { return false }
-                guard key == Self.nodeKey(level: level, index: UInt64(hashes.count)), value.count == RFC9162.hashLength
-                else {
-                    throw MerkleError(
-                        .corruptStore,
-                        "\(directory): hash at level \(level) index \(hashes.count) is missing or malformed")
+        var upper: [[UInt8]] = []
+        for level in Self.cachedLevels..<64 where size >> UInt64(level) > 0 { upper.append([]) }
+        for tileLevel in Self.cachedLevels / Self.tileHeight..<Self.tileHeight where !upper.isEmpty {
+            let complete = partial[tileLevel].index
+            var next: UInt64 = 0
+            try store.scan(Self.tilesFamily, prefix: [UInt8(tileLevel)]) { key, value in
+                guard next < complete else { return false }
+                let tile = try Self.checkedTile(key: key, value: value, level: tileLevel, index: next, path: directory)
+                for row in 0..<Self.tileHeight {
+                    let level = tileLevel * Self.tileHeight + row
+                    guard level >= Self.cachedLevels, level - Self.cachedLevels < upper.count else { continue }
+                    let offset = Self.rowOffset(row) * RFC9162.hashLength
+                    upper[level - Self.cachedLevels] += tile[offset..<(offset + (256 >> row) * RFC9162.hashLength)]
                 }
-                hashes.append(value)
+                next += 1
                 return true
             }
-            guard UInt64(hashes.count) == count else {
+            guard next == complete else {
                 throw MerkleError(
                     .corruptStore,
-                    "\(directory): level \(level) has \(hashes.count) hashes, a log of size \(size) has \(count)")
+                    "\(directory): tile level \(tileLevel) has \(next) tiles, a log of size \(size) has \(complete)")
             }
-            upper.append(hashes)
+            for row in 0..<Self.tileHeight {
+                let level = tileLevel * Self.tileHeight + row
+                guard level >= Self.cachedLevels, level - Self.cachedLevels < upper.count else { continue }
+                upper[level - Self.cachedLevels] += partial[tileLevel].rows[row]
+            }
         }
-        state = Mutex(State(size: size, frontier: frontier, upper: upper))
+        state = Mutex(State(edge: Edge(size: size, frontier: frontier, partial: partial), upper: upper))
+    }
+
+    /// Reads the stored hashes of the tile at `tileLevel` that is not complete at `size`.
+    private static func loadPartialTile(_ store: RocksDB, tileLevel: Int, size: UInt64) throws -> PartialTile {
+        var tile = PartialTile(index: size >> UInt64(tileLevel * tileHeight + tileHeight))
+        for row in 0..<tileHeight {
+            let level = tileLevel * tileHeight + row
+            let first = tile.first(row)
+            let end = size >> UInt64(level)
+            guard end > first else { continue }
+            var next = first
+            var hashes: [UInt8] = []
+            hashes.reserveCapacity(Int(end - first) * RFC9162.hashLength)
+            try store.scan(
+                hashesFamily, from: nodeKey(level: level, index: first), until: nodeKey(level: level, index: end)
+            ) { key, value in
+                guard key == nodeKey(level: level, index: next), value.count == RFC9162.hashLength else {
+                    throw MerkleError(
+                        .corruptStore, "\(store.path): hash at level \(level) index \(next) is missing or malformed")
+                }
+                hashes += value
+                next += 1
+                return true
+            }
+            guard next == end else {
+                throw MerkleError(.corruptStore, "\(store.path): hash at level \(level) index \(next) is missing")
+            }
+            tile.rows[row] = hashes
+        }
+        return tile
     }
 
     /// The number of entries.
-    public var size: UInt64 { state.withLock { $0.size } }
+    public var size: UInt64 { state.withLock { $0.edge.size } }
 
     /// The current root, from the in-memory right edge (no reads).
     public var root: [UInt8] {
-        state.withLock { Self.fold($0.frontier) }
+        state.withLock { Self.fold($0.edge.frontier) }
     }
 
     /// Appends `entries` as one atomic, synced batch and returns the index of each, in order.
@@ -119,58 +236,127 @@ public final class MerkleLog: Sendable {
                 "entry \(position) of the batch is \(entries[position].count) bytes; "
                     + "at most \(Self.maximumEntryLength) are allowed, nothing was written")
         }
-        return try state.withLock { state in
-            // Size and frontier as locals, so the cached upper levels are never copied.
-            var nextSize = state.size
-            var nextFrontier = state.frontier
-            var newUpper: [(level: Int, hash: [UInt8])] = []
-            var batch = WriteBatch()
-            var added: [[UInt8]: UInt64] = [:]
-            var indices: [UInt64] = []
-            indices.reserveCapacity(entries.count)
-            for entry in entries {
-                let leaf = RFC9162.leafHash(entry)
-                if let index = added[leaf] {
-                    indices.append(index)
-                    continue
-                }
-                if let stored = try store.get(Self.dedupFamily, leaf) {
-                    guard let index = UInt64(bigEndianBytes: stored) else {
-                        throw MerkleError(.corruptStore, "\(store.path): dedup value is \(stored.count) bytes, not 8")
-                    }
-                    indices.append(index)
-                    continue
-                }
-                let index = nextSize
-                batch.put(Self.entriesFamily, Self.entryKey(index), entry)
-                batch.put(Self.dedupFamily, leaf, index.bigEndianBytes)
-                batch.put(Self.hashesFamily, Self.nodeKey(level: 0, index: index), leaf)
-                Self.pushLeaf(leaf, at: index, onto: &nextFrontier) { level, nodeIndex, hash in
-                    batch.put(Self.hashesFamily, Self.nodeKey(level: level, index: nodeIndex), hash)
-                    if level >= Self.cachedLevels { newUpper.append((level, hash)) }
-                }
-                nextSize += 1
-                added[leaf] = index
-                indices.append(index)
+        // Hashing needs no lock.
+        let leaves = entries.map(RFC9162.leafHash)
+        return try appending.withLock { _ in try append(entries, leaves: leaves) }
+    }
+
+    /// The body of ``append(_:)``, with the append lock held.
+    private func append(_ entries: [[UInt8]], leaves: [[UInt8]]) throws -> [UInt64] {
+        var edge = state.withLock { $0.edge }
+        let startSize = edge.size
+        let startTiles = edge.partial
+
+        // Dedup: the distinct leaf hashes of the batch in byte order, looked up together.
+        let keys = leaves.map(LeafKey.init)
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
+        var group = [Int](repeating: 0, count: entries.count)
+        var distinct: [[UInt8]] = []
+        for (position, entry) in order.enumerated() {
+            if position == 0 || keys[order[position - 1]] != keys[entry] { distinct.append(leaves[entry]) }
+            group[entry] = distinct.count - 1
+        }
+        var assigned: [UInt64?] = try store.multiGet(Self.dedupFamily, sortedKeys: distinct).map { stored in
+            guard let stored else { return nil }
+            guard let index = UInt64(bigEndianBytes: stored) else {
+                throw MerkleError(.corruptStore, "\(store.path): dedup value is \(stored.count) bytes, not 8")
             }
-            guard nextSize != state.size else { return indices }
-            batch.put(Self.metaFamily, Self.sizeKey, nextSize.bigEndianBytes)
-            try store.write(batch)
-            state.size = nextSize
-            state.frontier = nextFrontier
+            return index
+        }
+        let present = assigned.map { $0 != nil }
+        var indices: [UInt64] = []
+        indices.reserveCapacity(entries.count)
+        var added: [Int] = []  // positions in the batch of the entries that get a new index
+        for position in entries.indices {
+            if let index = assigned[group[position]] {
+                indices.append(index)
+                continue
+            }
+            assigned[group[position]] = startSize + UInt64(added.count)
+            indices.append(startSize + UInt64(added.count))
+            added.append(position)
+        }
+        guard !added.isEmpty else { return indices }
+
+        // The tree: each new node goes into the partial tile of its tile level; a node at a
+        // multiple of 8 levels (above the leaves) closes the tile below it.
+        var completed: [(level: Int, index: UInt64, record: [UInt8])] = []
+        var newUpper: [(level: Int, hash: [UInt8])] = []
+        func place(_ level: Int, _ index: UInt64, _ hash: [UInt8]) {
+            let tileLevel = level / Self.tileHeight
+            let row = level % Self.tileHeight
+            edge.partial[tileLevel].rows[row] += hash
+            if level >= Self.cachedLevels { newUpper.append((level, hash)) }
+            if row == 0 && tileLevel > 0 {
+                let done = edge.partial[tileLevel - 1]
+                completed.append((tileLevel - 1, done.index, Array(done.rows.joined())))
+                edge.partial[tileLevel - 1] = PartialTile(index: done.index + 1)
+            }
+        }
+        var frontier = edge.frontier  // apart from `edge`, which `place` changes meanwhile
+        for (offset, position) in added.enumerated() {
+            let index = startSize + UInt64(offset)
+            place(0, index, leaves[position])
+            Self.pushLeaf(leaves[position], at: index, onto: &frontier) { level, nodeIndex, hash in
+                place(level, nodeIndex, hash)
+            }
+        }
+        edge.frontier = frontier
+        edge.size = startSize + UInt64(added.count)
+
+        // One batch, each family's keys in ascending order (cheap memtable inserts).
+        var batch = WriteBatch()
+        batch.reserve(2 * added.count + 16)
+        for (offset, position) in added.enumerated() {
+            batch.put(Self.entriesFamily, Self.entryKey(startSize + UInt64(offset)), entries[position])
+        }
+        for (index, leaf) in distinct.enumerated() where !present[index] {
+            batch.put(Self.dedupFamily, leaf, assigned[index]!.bigEndianBytes)
+        }
+        for tile in completed.sorted(by: { ($0.level, $0.index) < ($1.level, $1.index) }) {
+            batch.put(Self.tilesFamily, Self.tileKey(level: tile.level, index: tile.index), tile.record)
+        }
+        // Per-node records: those of tiles completed now go, the partial tiles' new nodes come.
+        for tileLevel in 0..<Self.tileHeight {
+            let before = startTiles[tileLevel]
+            let after = edge.partial[tileLevel]
+            for row in 0..<Self.tileHeight {
+                let level = tileLevel * Self.tileHeight + row
+                let kept = before.index == after.index ? before.count(row) : 0
+                if before.index != after.index {
+                    for offset in 0..<before.count(row) {
+                        batch.delete(
+                            Self.hashesFamily, Self.nodeKey(level: level, index: before.first(row) + UInt64(offset)))
+                    }
+                }
+                for offset in kept..<after.count(row) {
+                    let start = offset * RFC9162.hashLength
+                    batch.put(
+                        Self.hashesFamily, Self.nodeKey(level: level, index: after.first(row) + UInt64(offset)),
+                        Array(after.rows[row][start..<(start + RFC9162.hashLength)]))
+                }
+            }
+        }
+        if startSize == 0 { batch.put(Self.metaFamily, Self.formatKey, Self.storageFormat) }
+        batch.put(Self.metaFamily, Self.sizeKey, edge.size.bigEndianBytes)
+        try store.write(batch)
+
+        state.withLock { state in
+            state.edge = edge
             // Nodes close bottom-up and left to right, so each lands at the end of its level.
             for (level, hash) in newUpper {
-                if state.upper.count <= level - Self.cachedLevels { state.upper.append([]) }
-                state.upper[level - Self.cachedLevels].append(hash)
+                while state.upper.count <= level - Self.cachedLevels { state.upper.append([]) }
+                state.upper[level - Self.cachedLevels] += hash
             }
-            return indices
         }
+        return indices
     }
 
     /// The root of the tree made of the first `size` entries (`MTH({})` for 0).
     public func root(at size: UInt64) throws -> [UInt8] {
         try checkSize(size)
-        return size == 0 ? RFC9162.emptyRoot : try rangeHash(0, size)
+        var reads = TileReads()
+        return size == 0 ? RFC9162.emptyRoot : try rangeHash(0, size, &reads)
     }
 
     /// The entry at `index`.
@@ -185,7 +371,8 @@ public final class MerkleLog: Sendable {
     /// The leaf hash of the entry at `index`.
     public func leafHash(at index: UInt64) throws -> [UInt8] {
         try checkIndex(index, size: self.size)
-        return try Self.node(store, level: 0, index: index)
+        var reads = TileReads()
+        return try node(level: 0, index: index, &reads)
     }
 
     /// The RFC 9162 §2.1.3.1 inclusion proof of the entry at `index` in the tree of `size` entries.
@@ -193,7 +380,8 @@ public final class MerkleLog: Sendable {
         try checkSize(size)
         try checkIndex(index, size: size)
         var proof: [[UInt8]] = []
-        try path(index, 0, size, into: &proof)
+        var reads = TileReads()
+        try path(index, 0, size, into: &proof, &reads)
         return proof
     }
 
@@ -205,55 +393,59 @@ public final class MerkleLog: Sendable {
         guard from <= to else { throw MerkleError(.invalidArgument, "from \(from) is greater than to \(to)") }
         guard from > 0 && from < to else { return [] }
         var proof: [[UInt8]] = []
-        try subproof(from, 0, to, complete: true, into: &proof)
+        var reads = TileReads()
+        try subproof(from, 0, to, complete: true, into: &proof, &reads)
         return proof
     }
 
     // MARK: Proof construction over stored complete subtrees
 
     /// PATH(m, D[start:end]) of RFC 9162, deepest hash first.
-    private func path(_ m: UInt64, _ start: UInt64, _ end: UInt64, into proof: inout [[UInt8]]) throws {
+    private func path(
+        _ m: UInt64, _ start: UInt64, _ end: UInt64, into proof: inout [[UInt8]], _ reads: inout TileReads
+    ) throws {
         let n = end - start
         guard n > 1 else { return }
         let k = Self.split(n)
         if m < start + k {
-            try path(m, start, start + k, into: &proof)
-            proof.append(try rangeHash(start + k, end))
+            try path(m, start, start + k, into: &proof, &reads)
+            proof.append(try rangeHash(start + k, end, &reads))
         } else {
-            try path(m, start + k, end, into: &proof)
-            proof.append(try rangeHash(start, start + k))
+            try path(m, start + k, end, into: &proof, &reads)
+            proof.append(try rangeHash(start, start + k, &reads))
         }
     }
 
     /// SUBPROOF(m, D[start:end], b) of RFC 9162, with `m` counted from `start`.
     private func subproof(
-        _ m: UInt64, _ start: UInt64, _ end: UInt64, complete: Bool, into proof: inout [[UInt8]]
+        _ m: UInt64, _ start: UInt64, _ end: UInt64, complete: Bool, into proof: inout [[UInt8]],
+        _ reads: inout TileReads
     ) throws {
         let n = end - start
         if m == n {
-            if !complete { proof.append(try rangeHash(start, end)) }
+            if !complete { proof.append(try rangeHash(start, end, &reads)) }
             return
         }
         let k = Self.split(n)
         if m <= k {
-            try subproof(m, start, start + k, complete: complete, into: &proof)
-            proof.append(try rangeHash(start + k, end))
+            try subproof(m, start, start + k, complete: complete, into: &proof, &reads)
+            proof.append(try rangeHash(start + k, end, &reads))
         } else {
-            try subproof(m - k, start + k, end, complete: false, into: &proof)
-            proof.append(try rangeHash(start, start + k))
+            try subproof(m - k, start + k, end, complete: false, into: &proof, &reads)
+            proof.append(try rangeHash(start, start + k, &reads))
         }
     }
 
     /// MTH(D[start:end]) for a range that RFC 9162's recursion produces (`start` is a multiple of
     /// the largest power of two below the range's length), from its complete subtrees.
-    private func rangeHash(_ start: UInt64, _ end: UInt64) throws -> [UInt8] {
+    private func rangeHash(_ start: UInt64, _ end: UInt64, _ reads: inout TileReads) throws -> [UInt8] {
         let n = end - start
         if n & (n - 1) == 0 {
             let level = n.trailingZeroBitCount
-            return try node(level: level, index: start >> UInt64(level))
+            return try node(level: level, index: start >> UInt64(level), &reads)
         }
         let k = Self.split(n)
-        return RFC9162.nodeHash(try rangeHash(start, start + k), try rangeHash(start + k, end))
+        return RFC9162.nodeHash(try rangeHash(start, start + k, &reads), try rangeHash(start + k, end, &reads))
     }
 
     /// The largest power of two strictly below `n` (n ≥ 2): where RFC 9162 splits a tree of n leaves.
@@ -287,37 +479,82 @@ public final class MerkleLog: Sendable {
         return hash
     }
 
-    /// Key of a complete subtree's hash in `hashes`: level, then index big-endian, so a level's
-    /// hashes sort by index.
-    static func nodeKey(level: Int, index: UInt64) -> [UInt8] { [UInt8(level)] + index.bigEndianBytes }
+    /// Key of a complete subtree's hash in `hashes` (for a node whose tile is not complete):
+    /// level, then index big-endian, so a level's hashes sort by index.
+    static func nodeKey(level: Int, index: UInt64) -> [UInt8] {
+        var key = [UInt8](repeating: UInt8(level), count: 9)
+        index.storeBigEndian(into: &key, at: 1)
+        return key
+    }
+
+    /// Key of a complete tile in `tiles`: tile level, then tile index big-endian.
+    static func tileKey(level: Int, index: UInt64) -> [UInt8] { nodeKey(level: level, index: index) }
 
     /// Key of an entry in `entries`: the index big-endian, so entries sort by index.
     static func entryKey(_ index: UInt64) -> [UInt8] { index.bigEndianBytes }
 
-    /// The hash of the complete subtree at `level` and `index`: from memory for the cached upper
-    /// levels, otherwise from the store.
-    private func node(level: Int, index: UInt64) throws -> [UInt8] {
-        if level >= Self.cachedLevels {
-            let cached = state.withLock { state -> [UInt8]? in
-                let row = level - Self.cachedLevels
-                guard row < state.upper.count, index < UInt64(state.upper[row].count) else { return nil }
-                return state.upper[row][Int(index)]
-            }
-            if let cached { return cached }
+    /// Where row `row` starts in a tile record, counted in hashes: after 256 + 128 + … hashes.
+    static func rowOffset(_ row: Int) -> Int { 512 - (512 >> row) }
+
+    /// The complete tiles one proof has read, so that it reads each at most once.
+    struct TileReads {
+        private var tiles: [(level: Int, index: UInt64, bytes: [UInt8])] = []
+
+        mutating func tile(level: Int, index: UInt64, read: () throws -> [UInt8]) rethrows -> [UInt8] {
+            if let known = tiles.first(where: { $0.level == level && $0.index == index }) { return known.bytes }
+            let bytes = try read()
+            tiles.append((level, index, bytes))
+            return bytes
         }
-        return try Self.node(store, level: level, index: index)
     }
 
-    /// The stored hash of the complete subtree at `level` and `index`.
-    static func node(_ store: RocksDB, level: Int, index: UInt64) throws -> [UInt8] {
-        guard let hash = try store.get(hashesFamily, nodeKey(level: level, index: index)) else {
-            throw MerkleError(.corruptStore, "\(store.path): hash at level \(level) index \(index) is missing")
+    /// The hash of the complete subtree at `level` and `index`: from memory for the right edge and
+    /// the cached upper levels, otherwise from the complete tile that holds it.
+    private func node(level: Int, index: UInt64, _ reads: inout TileReads) throws -> [UInt8] {
+        // A node not in the published right edge lies in a tile completed by an append that has
+        // returned, whose record is therefore on disk.
+        if let cached = state.withLock({ $0.cached(level: level, index: index) }) { return cached }
+        let tileLevel = level / Self.tileHeight
+        let row = level % Self.tileHeight
+        let tileIndex = index >> UInt64(Self.tileHeight - row)
+        let tile = try reads.tile(level: tileLevel, index: tileIndex) {
+            try readTile(level: tileLevel, index: tileIndex)
         }
-        guard hash.count == RFC9162.hashLength else {
+        let offset =
+            (Self.rowOffset(row) + Int(index - (tileIndex << UInt64(Self.tileHeight - row)))) * RFC9162.hashLength
+        return Array(tile[offset..<(offset + RFC9162.hashLength)])
+    }
+
+    /// The record of the complete tile at tile level `level` and `index`.
+    func readTile(level: Int, index: UInt64) throws -> [UInt8] {
+        guard let value = try store.get(Self.tilesFamily, Self.tileKey(level: level, index: index)) else {
+            throw MerkleError(.corruptStore, "\(store.path): tile level \(level) index \(index) is missing")
+        }
+        return try Self.checkedTile(
+            key: Self.tileKey(level: level, index: index), value: value, level: level, index: index, path: store.path)
+    }
+
+    /// `value` if `key` is that of the tile at `level` and `index` and `value` has a tile's length.
+    static func checkedTile(key: [UInt8], value: [UInt8], level: Int, index: UInt64, path: String) throws -> [UInt8] {
+        guard key == tileKey(level: level, index: index) else {
+            throw MerkleError(.corruptStore, "\(path): tile level \(level) index \(index) is missing")
+        }
+        guard value.count == tileHashes * RFC9162.hashLength else {
             throw MerkleError(
-                .corruptStore, "\(store.path): hash at level \(level) index \(index) is \(hash.count) bytes, not 32")
+                .corruptStore,
+                "\(path): tile level \(level) index \(index) is \(value.count) bytes, not \(tileHashes * RFC9162.hashLength)"
+            )
         }
-        return hash
+        return value
+    }
+
+    /// The hashes of row 0 of the tile at tile level `level` and `index`, if that is the partial
+    /// tile of the published right edge; nil when the tile is complete.
+    func partialTileRow(level: Int, index: UInt64) -> [UInt8]? {
+        state.withLock { state in
+            let tile = state.edge.partial[level]
+            return tile.index == index ? tile.rows[0] : nil
+        }
     }
 
     private func checkSize(_ size: UInt64) throws {
@@ -332,9 +569,45 @@ public final class MerkleLog: Sendable {
     }
 }
 
+/// A leaf hash as four big-endian words: compares and hashes like its bytes, without walking them.
+struct LeafKey: Hashable, Comparable {
+    let words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ hash: [UInt8]) {
+        precondition(hash.count == RFC9162.hashLength, "a leaf hash is 32 bytes")
+        words = hash.withUnsafeBytes { bytes in
+            (
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            )
+        }
+    }
+
+    static func == (a: LeafKey, b: LeafKey) -> Bool { a.words == b.words }
+    static func < (a: LeafKey, b: LeafKey) -> Bool { a.words < b.words }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}
+
 extension UInt64 {
     /// The 8 big-endian bytes: keys sort in index order.
-    var bigEndianBytes: [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: self >> UInt64(56 - 8 * $0)) } }
+    var bigEndianBytes: [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 8)
+        storeBigEndian(into: &bytes, at: 0)
+        return bytes
+    }
+
+    /// Writes the 8 big-endian bytes into `bytes` from `offset`.
+    func storeBigEndian(into bytes: inout [UInt8], at offset: Int) {
+        for i in 0..<8 { bytes[offset + i] = UInt8(truncatingIfNeeded: self >> UInt64(56 - 8 * i)) }
+    }
 
     /// Decodes exactly 8 big-endian bytes.
     init?(bigEndianBytes bytes: [UInt8]) {

@@ -46,30 +46,18 @@ public enum TlogTiles {
 }
 
 extension MerkleLog {
-    /// The bytes of the hash tile at `level`, `index` and `width` (256 for a full tile), read from
-    /// the stored complete subtrees. Throws if the log is too small to have all of its hashes.
+    /// The bytes of the hash tile at `level`, `index` and `width` (256 for a full tile): row 0 of
+    /// a complete tile's record, or of the right edge's partial tile. Throws if the log is too
+    /// small to have all of its hashes.
     public func hashTile(level: Int, index: UInt64, width: Int = TlogTiles.width) throws -> [UInt8] {
         guard (0...7).contains(level) else {
             throw MerkleError(.invalidArgument, "tile level \(level) is outside 0…7 (trees of at most 2^64 leaves)")
         }
         let treeLevel = level * TlogTiles.height
-        let first = try checkTile(index: index, width: width, nodes: size >> UInt64(treeLevel), what: "hash tile")
-        var tile: [UInt8] = []
-        tile.reserveCapacity(width * RFC9162.hashLength)
-        try store.scan(
-            Self.hashesFamily, from: Self.nodeKey(level: treeLevel, index: first),
-            until: Self.nodeKey(level: treeLevel, index: first + UInt64(width))
-        ) { _, hash in
-            guard hash.count == RFC9162.hashLength else {
-                throw MerkleError(.corruptStore, "\(store.path): a hash at tree level \(treeLevel) is not 32 bytes")
-            }
-            tile += hash
-            return true
-        }
-        guard tile.count == width * RFC9162.hashLength else {
-            throw MerkleError(.corruptStore, "\(store.path): hash tile \(level)/\(index) is missing hashes")
-        }
-        return tile
+        _ = try checkTile(index: index, width: width, nodes: size >> UInt64(treeLevel), what: "hash tile")
+        // The size only grows: if this is no longer the partial tile, it has been completed.
+        let row = try partialTileRow(level: level, index: index) ?? readTile(level: level, index: index)
+        return Array(row[0..<(width * RFC9162.hashLength)])
     }
 
     /// The entry bundle at `index` and `width` (256 for a full bundle).

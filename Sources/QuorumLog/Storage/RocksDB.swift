@@ -22,16 +22,38 @@ final class RocksDB: @unchecked Sendable {
     private let db: OpaquePointer
     private let options: OpaquePointer
     private let readOptions: OpaquePointer
+    /// Read options for iterators: total order, so that a family with a prefix extractor
+    /// (``FamilyOptions/hashedKeyLength``) is still scanned whole and in key order.
+    private let scanOptions: OpaquePointer
     private let syncWrite: OpaquePointer
     private let families: [String: OpaquePointer]
     private let familyHandles: [OpaquePointer]
+
+    /// How one column family is tuned for what is stored in it. Only performance depends on it.
+    struct FamilyOptions: Sendable {
+        /// Every key is this long and is looked up whole (the dedup family's leaf hashes, random
+        /// and never scanned on the hot path). The memtable is then a hash table over whole keys:
+        /// inserting or finding a key costs a bucket, not a skip-list search through random
+        /// positions. Scans still see every key in order (RocksDB sorts the memtable for them).
+        var hashedKeyLength: Int?
+        /// The values compress (entries may); hashes do not, and trying costs every flush and
+        /// compaction time for nothing.
+        var compressible = true
+
+        init(hashedKeyLength: Int? = nil, compressible: Bool = true) {
+            self.hashedKeyLength = hashedKeyLength
+            self.compressible = compressible
+        }
+    }
 
     /// Opens (creating if needed) the database at `path` with `columnFamilies`, creating any that
     /// are missing. The `default` family is always opened as well, as RocksDB requires.
     /// With `readOnly`, nothing in the directory is changed (no write-ahead-log replay to disk, no
     /// new files), the database must exist with every family, and a process that holds it open
     /// for writing does not prevent the open; writes then fail.
-    init(path: String, columnFamilies: [String], readOnly: Bool = false) throws {
+    init(
+        path: String, columnFamilies: [String], familyOptions: [String: FamilyOptions] = [:], readOnly: Bool = false
+    ) throws {
         self.path = path
         let options = rocksdb_options_create()!
         rocksdb_options_set_create_if_missing(options, readOnly ? 0 : 1)
@@ -44,17 +66,50 @@ final class RocksDB: @unchecked Sendable {
         // while appending; one 64 MB budget shared by all keeps resident memory bounded.
         rocksdb_options_set_write_buffer_size(options, 16 << 20)
         rocksdb_options_set_db_write_buffer_size(options, 64 << 20)
+        // While one family's memtable is flushed, another family's flush must not stop appends:
+        // up to four memtables per family (the shared budget above still triggers the flushes,
+        // bounding memory) and two flush threads beside the compactions.
+        rocksdb_options_set_max_write_buffer_number(options, 4)
+        rocksdb_options_set_max_background_jobs(options, 4)
+        rocksdb_options_set_max_background_flushes(options, 2)
+        // RocksDB's own info log (`LOG`) is rotated at every open; without a limit the old ones
+        // (`LOG.old.*`) pile up in the data directory.
+        rocksdb_options_set_keep_log_file_num(options, 2)
+        // Hash-table memtables (``FamilyOptions/hashedKeyLength``) do not take concurrent inserts;
+        // appends are serialized anyway, so nothing is lost.
+        rocksdb_options_set_allow_concurrent_memtable_write(options, 0)
         // Bloom filters (10 bits per key, ~1% false positives) let a lookup of an absent key, such
-        // as every dedup check of a new entry, skip the disk. The table factory copies the table
-        // options and takes shared ownership of the filter policy, so the options object can go.
+        // as every dedup check of a new entry, skip the disk. Filter and index blocks stay in the
+        // table readers (RocksDB's default), so a lookup never waits for them. Data blocks go to
+        // one 64 MB cache shared by every family: the hash tiles a proof reads come from there.
+        // The table factory copies the table options and takes shared ownership of the filter
+        // policy and the cache, so the option and cache handles can go.
         let tableOptions = rocksdb_block_based_options_create()!
         rocksdb_block_based_options_set_filter_policy(tableOptions, rocksdb_filterpolicy_create_bloom_full(10))
+        let cache = rocksdb_cache_create_lru(64 << 20)!
+        rocksdb_block_based_options_set_block_cache(tableOptions, cache)
         rocksdb_options_set_block_based_table_factory(options, tableOptions)
+        rocksdb_cache_destroy(cache)
         rocksdb_block_based_options_destroy(tableOptions)
         var names = ["default"]
         for name in columnFamilies where !names.contains(name) { names.append(name) }
+        // Per-family options start as copies of the database options (one shared table factory,
+        // hence one block cache); RocksDB copies them at open, so they are released right after.
+        let tuned: [OpaquePointer] = names.compactMap { name in
+            guard let tuning = familyOptions[name] else { return nil }
+            let copy = rocksdb_options_create_copy(options)!
+            if let length = tuning.hashedKeyLength {
+                // The options take ownership of the prefix extractor.
+                rocksdb_options_set_prefix_extractor(copy, rocksdb_slicetransform_create_fixed_prefix(length))
+                rocksdb_options_set_hash_link_list_rep(copy, 1 << 18)
+            }
+            if !tuning.compressible { rocksdb_options_set_compression(copy, Int32(rocksdb_no_compression)) }
+            return copy
+        }
+        defer { tuned.forEach { rocksdb_options_destroy($0) } }
+        var nextTuned = tuned.makeIterator()
+        let familyOptionsList: [OpaquePointer?] = names.map { familyOptions[$0] == nil ? options : nextTuned.next()! }
         var handles = [OpaquePointer?](repeating: nil, count: names.count)
-        let familyOptions = [OpaquePointer?](repeating: options, count: names.count)
         var error: UnsafeMutablePointer<CChar>?
         let cNames = names.map { strdup($0) }
         defer { cNames.forEach { free($0) } }
@@ -62,9 +117,10 @@ final class RocksDB: @unchecked Sendable {
             namesBuffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { constNames in
                 readOnly
                     ? rocksdb_open_for_read_only_column_families(
-                        options, path, Int32(names.count), constNames.baseAddress, familyOptions, &handles, 0, &error)
+                        options, path, Int32(names.count), constNames.baseAddress, familyOptionsList, &handles, 0,
+                        &error)
                     : rocksdb_open_column_families(
-                        options, path, Int32(names.count), constNames.baseAddress, familyOptions, &handles, &error)
+                        options, path, Int32(names.count), constNames.baseAddress, familyOptionsList, &handles, &error)
             }
         }
         if let message = Self.take(error) {
@@ -78,6 +134,8 @@ final class RocksDB: @unchecked Sendable {
         self.db = db
         self.options = options
         self.readOptions = rocksdb_readoptions_create()!
+        self.scanOptions = rocksdb_readoptions_create()!
+        rocksdb_readoptions_set_total_order_seek(scanOptions, 1)
         self.syncWrite = rocksdb_writeoptions_create()!
         rocksdb_writeoptions_set_sync(syncWrite, 1)
         self.familyHandles = handles.map { $0! }
@@ -88,6 +146,7 @@ final class RocksDB: @unchecked Sendable {
         for handle in familyHandles { rocksdb_column_family_handle_destroy(handle) }
         rocksdb_close(db)
         rocksdb_readoptions_destroy(readOptions)
+        rocksdb_readoptions_destroy(scanOptions)
         rocksdb_writeoptions_destroy(syncWrite)
         rocksdb_options_destroy(options)
     }
@@ -95,28 +154,88 @@ final class RocksDB: @unchecked Sendable {
     /// The value stored under `key` in `family`, or nil when there is none.
     func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
         let handle = try self.handle(family)
-        var length = 0
         var error: UnsafeMutablePointer<CChar>?
-        let value = key.withUnsafeBufferPointer { k in
+        // Pinned: the value is copied once, out of the block cache or memtable, not twice.
+        let pinned = key.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { k in
-                rocksdb_get_cf(db, readOptions, handle, k.baseAddress, k.count, &length, &error)
+                rocksdb_get_pinned_cf(db, readOptions, handle, k.baseAddress, k.count, &error)
             }
         }
         if let message = Self.take(error) { throw StorageError(operation: "get", path: path, message: message) }
-        guard let value else { return nil }
-        defer { rocksdb_free(value) }
+        guard let pinned else { return nil }
+        defer { rocksdb_pinnableslice_destroy(pinned) }
+        var length = 0
+        let value = rocksdb_pinnableslice_value(pinned, &length)
         return [UInt8](UnsafeRawBufferPointer(start: value, count: length))
     }
 
-    /// Applies every put of `batch` atomically and durably (`sync`): all or nothing, on disk on return.
+    /// The values stored under `keys` in `family` (nil where there is none), looked up together.
+    /// `keys` must be in ascending byte order: RocksDB then batches the lookups in each memtable
+    /// and table file instead of searching once per key.
+    func multiGet(_ family: String, sortedKeys keys: [[UInt8]]) throws -> [[UInt8]?] {
+        guard !keys.isEmpty else { return [] }
+        let handle = try self.handle(family)
+        var values = [OpaquePointer?](repeating: nil, count: keys.count)
+        var errors = [UnsafeMutablePointer<CChar>?](repeating: nil, count: keys.count)
+        let sizes = keys.map(\.count)
+        // One contiguous copy of the keys, so every key pointer stays valid for the whole call.
+        let total = sizes.reduce(0, +)
+        var flat: [UInt8] = []
+        flat.reserveCapacity(total + 1)
+        var offsets: [Int] = []
+        offsets.reserveCapacity(keys.count)
+        for key in keys {
+            offsets.append(flat.count)
+            flat.append(contentsOf: key)
+        }
+        flat.append(0)  // never empty, so its buffer has an address even when every key is empty
+        flat.withUnsafeBytes { flatBuffer in
+            let base = flatBuffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+            let pointers: [UnsafePointer<CChar>?] = offsets.map { base + $0 }
+            values.withUnsafeMutableBufferPointer { valuesBuffer in
+                rocksdb_batched_multi_get_cf(
+                    db, readOptions, handle, keys.count, pointers, sizes, valuesBuffer.baseAddress, &errors, true)
+            }
+        }
+        var results: [[UInt8]?] = []
+        results.reserveCapacity(keys.count)
+        var failure: String?
+        for (value, error) in zip(values, errors) {
+            if let message = Self.take(error), failure == nil { failure = message }
+            guard let value else {
+                results.append(nil)
+                continue
+            }
+            var length = 0
+            let bytes = rocksdb_pinnableslice_value(value, &length)
+            results.append([UInt8](UnsafeRawBufferPointer(start: bytes, count: length)))
+            rocksdb_pinnableslice_destroy(value)
+        }
+        if let failure { throw StorageError(operation: "multi-get", path: path, message: failure) }
+        return results
+    }
+
+    /// Applies every operation of `batch` atomically and durably (`sync`): all or nothing, on disk
+    /// on return. Operations reach each family's memtable in the order they were added: keys of one
+    /// family added in ascending order insert next to each other, the cheapest case for its skip list.
     func write(_ batch: WriteBatch) throws {
         let raw = rocksdb_writebatch_create()!
         defer { rocksdb_writebatch_destroy(raw) }
-        for put in batch.puts {
-            let handle = try self.handle(put.family)
-            put.key.withUnsafeBufferPointer { k in
-                put.value.withUnsafeBufferPointer { v in
-                    k.withMemoryRebound(to: CChar.self) { k in
+        var lastFamily = ""
+        var lastHandle: OpaquePointer?
+        for operation in batch.operations {
+            if operation.family != lastFamily || lastHandle == nil {
+                lastHandle = try self.handle(operation.family)
+                lastFamily = operation.family
+            }
+            let handle = lastHandle
+            operation.key.withUnsafeBufferPointer { k in
+                k.withMemoryRebound(to: CChar.self) { k in
+                    guard let value = operation.value else {
+                        rocksdb_writebatch_delete_cf(raw, handle, k.baseAddress, k.count)
+                        return
+                    }
+                    value.withUnsafeBufferPointer { v in
                         v.withMemoryRebound(to: CChar.self) { v in
                             rocksdb_writebatch_put_cf(raw, handle, k.baseAddress, k.count, v.baseAddress, v.count)
                         }
@@ -136,7 +255,7 @@ final class RocksDB: @unchecked Sendable {
         _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
     ) throws {
         let handle = try self.handle(family)
-        let iterator = rocksdb_create_iterator_cf(db, readOptions, handle)!
+        let iterator = rocksdb_create_iterator_cf(db, scanOptions, handle)!
         defer { rocksdb_iter_destroy(iterator) }
         from.withUnsafeBufferPointer { k in
             k.withMemoryRebound(to: CChar.self) { rocksdb_iter_seek(iterator, $0.baseAddress, $0.count) }
@@ -181,23 +300,32 @@ final class RocksDB: @unchecked Sendable {
     }
 }
 
-/// Puts to apply together: ``RocksDB/write(_:)`` applies all of them atomically or none.
+/// Puts and deletes to apply together: ``RocksDB/write(_:)`` applies all of them atomically or none.
 struct WriteBatch: Sendable {
-    struct Put: Sendable {
+    struct Operation: Sendable {
         let family: String
         let key: [UInt8]
-        let value: [UInt8]
+        /// The value to put; nil deletes the key.
+        let value: [UInt8]?
     }
 
-    private(set) var puts: [Put] = []
+    private(set) var operations: [Operation] = []
 
     init() {}
 
     /// Adds a put of `value` under `key` in column family `family`; a later put of the same key wins.
     mutating func put(_ family: String, _ key: [UInt8], _ value: [UInt8]) {
-        puts.append(Put(family: family, key: key, value: value))
+        operations.append(Operation(family: family, key: key, value: value))
     }
 
-    /// Number of puts collected.
-    var count: Int { puts.count }
+    /// Adds a delete of `key` in column family `family`.
+    mutating func delete(_ family: String, _ key: [UInt8]) {
+        operations.append(Operation(family: family, key: key, value: nil))
+    }
+
+    /// Reserves room for `count` more operations.
+    mutating func reserve(_ count: Int) { operations.reserveCapacity(operations.count + count) }
+
+    /// Number of operations collected.
+    var count: Int { operations.count }
 }
