@@ -869,16 +869,16 @@ struct BundleDecoder {
             report(node.mark, path, "empty, which admits nobody; list at least one address or range such as 10.0.0.0/8")
             return nil
         }
-        var failed = false
+        if let list = try? IPAllowlist(items.map(\.0)) { return list }
+        // Parse again one by one only to place each bad entry.
         for (text, item, itemPath) in items {
             do {
                 _ = try CIDR(text)
             } catch {
                 report(item.mark, itemPath, error.reason)
-                failed = true
             }
         }
-        return failed ? nil : try? IPAllowlist(items.map(\.0))
+        return nil
     }
 
     private mutating func headerRequirements(_ node: SourceNode, _ path: String) -> [HeaderRequirement]? {

@@ -1,17 +1,30 @@
 import Foundation
 import QuorumCrypto
 
-/// Writes the decoded model back as a bundle document (a ``JSONValue`` in reading order), then as
+/// Writes the decoded model back as a bundle document (a ``Doc`` in reading order), then as
 /// canonical JSON, pretty JSON or block YAML. Every writer starts from the model, never from source
 /// text, so what two nodes hash is what they will enforce.
 enum BundleEncoder {
+    /// A document to write: like ``JSONValue``, but numbers are already canonical text, so
+    /// encoding never re-parses a number it printed. Not `indirect`: arrays already break the
+    /// recursion, and a box per value would double the allocations.
+    enum Doc {
+        case string(String)
+        /// Canonical JSON number text.
+        case number(String)
+        case bool(Bool)
+        case null
+        case array([Doc])
+        case object([(key: String, value: Doc)])
+    }
+
     // MARK: Model to document
 
-    static func document(_ parts: BundleComponents) -> JSONValue {
+    static func document(_ parts: BundleComponents) -> Doc {
         let secrets = parts.secrets.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         return object([
             ("format", .string(PolicyBundle.format)),
-            ("version", .number(JSONNumber(String(parts.version))!)),
+            ("version", .number(String(parts.version))),
             ("secrets", .array(secrets.map(secret))),
             ("fields", sortedObject(parts.fieldAliases.map { ($0.key, .array($0.value.map(path))) })),
             (
@@ -28,24 +41,34 @@ enum BundleEncoder {
         ])
     }
 
-    private static func object(_ members: [(String, JSONValue?)]) -> JSONValue {
-        .object(members.compactMap { key, value in value.map { JSONMember(key: key, value: $0) } })
+    private static func object(_ members: [(String, Doc?)]) -> Doc {
+        .object(members.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    private static func sortedObject(_ members: [(String, JSONValue)]) -> JSONValue {
-        .object(
-            members.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }.map {
-                JSONMember(key: $0.0, value: $0.1)
-            })
+    private static func sortedObject(_ members: [(String, Doc)]) -> Doc {
+        .object(members.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }.map { ($0.0, $0.1) })
     }
 
-    private static func integer(_ value: some BinaryInteger) -> JSONValue { .number(JSONNumber(String(value))!) }
-    private static func money(_ micro: MicroUnits) -> JSONValue { .number(JSONNumber(BundleValues.moneyText(micro))!) }
-    private static func path(_ path: JSONPath) -> JSONValue { .string(path.description) }
-    private static func strings(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+    private static func integer(_ value: some BinaryInteger) -> Doc { .number(String(value)) }
+    private static func money(_ micro: MicroUnits) -> Doc { .number(BundleValues.moneyText(micro)) }
+    private static func path(_ path: JSONPath) -> Doc { .string(path.description) }
+    private static func strings(_ items: [String]) -> Doc { .array(items.map { .string($0) }) }
 
-    private static func secret(_ spec: SecretSpec) -> JSONValue {
-        let inject: JSONValue =
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Lower-case hex without going through `Character`s (a token digest per latch adds up).
+    private static func hex(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            for (index, byte) in bytes.enumerated() {
+                buffer[2 * index] = hexDigits[Int(byte >> 4)]
+                buffer[2 * index + 1] = hexDigits[Int(byte & 0x0F)]
+            }
+            return bytes.count * 2
+        }
+    }
+
+    private static func secret(_ spec: SecretSpec) -> Doc {
+        let inject: Doc =
             switch spec.injection {
             case .bearer: .string("bearer")
             case .header(let name): object([("header", .string(name))])
@@ -55,10 +78,10 @@ enum BundleEncoder {
         return object([("name", .string(spec.name)), ("inject", inject)])
     }
 
-    private static func latch(_ latch: Latch) -> JSONValue {
+    private static func latch(_ latch: Latch) -> Doc {
         object([
             ("id", .string(latch.id)),
-            ("token_sha256", .string(Hex.encode(latch.tokenDigest))),
+            ("token_sha256", .string(hex(latch.tokenDigest))),
             ("labels", sortedObject(latch.labels.map { ($0.key, .string($0.value)) })),
             ("expires", latch.expires.map { .string(BundleValues.instantText($0)) }),
             ("parent", latch.parent.map { .string($0) }),
@@ -68,7 +91,7 @@ enum BundleEncoder {
         ])
     }
 
-    private static func mount(_ mount: Mount) -> JSONValue {
+    private static func mount(_ mount: Mount) -> Doc {
         object([
             ("path", .string(mount.path)),
             ("upstream", mount.upstream.map { .string($0) }),
@@ -77,7 +100,7 @@ enum BundleEncoder {
         ])
     }
 
-    private static func filter(_ filter: Filter) -> JSONValue {
+    private static func filter(_ filter: Filter) -> Doc {
         let when = filter.condition.map { condition in
             object([
                 ("methods", condition.methods.map(methods)),
@@ -91,12 +114,12 @@ enum BundleEncoder {
         ])
     }
 
-    private static func methods(_ set: MethodSet) -> JSONValue {
+    private static func methods(_ set: MethodSet) -> Doc {
         guard let methods = set.methods else { return strings(["*"]) }
         return strings(methods.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
     }
 
-    private static func kind(_ kind: FilterKind) -> JSONValue {
+    private static func kind(_ kind: FilterKind) -> Doc {
         switch kind {
         case .method(let set):
             return methods(set)
@@ -144,7 +167,7 @@ enum BundleEncoder {
                 ("max_bytes", obligations.maxBytes.map(integer)),
             ])
         case .budget(let budget):
-            let cost: JSONValue =
+            let cost: Doc =
                 switch budget.cost {
                 case .perRequest(let amount): object([("per_request", money(amount))])
                 case .llm(let modelPath, let tokenField):
@@ -162,7 +185,7 @@ enum BundleEncoder {
         }
     }
 
-    private static func rule(_ rule: PayloadRule) -> JSONValue {
+    private static func rule(_ rule: PayloadRule) -> Doc {
         object([
             ("paths", .array(rule.paths.map(path))),
             ("op", .string(rule.op.rawValue)),
@@ -175,30 +198,32 @@ enum BundleEncoder {
 
     /// Numbers in one spelling; object members keep their order here and are sorted when written
     /// canonically (`eq` ignores member order, so sorting changes no meaning).
-    private static func canonicalOperand(_ value: JSONValue) -> JSONValue {
+    private static func canonicalOperand(_ value: JSONValue) -> Doc {
         switch value {
-        case .number(let number): .number(BundleValues.canonical(number))
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .string(let text): .string(text)
+        case .number(let number): .number(BundleValues.canonical(number).text)
         case .array(let items): .array(items.map(canonicalOperand))
-        case .object(let members): .object(members.map { JSONMember(key: $0.key, value: canonicalOperand($0.value)) })
-        default: value
+        case .object(let members): .object(members.map { ($0.key, canonicalOperand($0.value)) })
         }
     }
 
     // MARK: Writers
 
-    /// Keys sorted by UTF-8 bytes, no whitespace, strings escaped as ``JSONValue/jsonText`` does.
-    static func canonicalBytes(_ value: JSONValue) -> [UInt8] {
+    /// Keys sorted by UTF-8 bytes, no whitespace, strings escaped only where JSON requires.
+    static func canonicalBytes(_ value: Doc) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(4096)
+        out.reserveCapacity(1 << 16)
         writeCanonical(value, to: &out)
         return out
     }
 
-    private static func writeCanonical(_ value: JSONValue, to out: inout [UInt8]) {
+    private static func writeCanonical(_ value: Doc, to out: inout [UInt8]) {
         switch value {
         case .null: out += "null".utf8
         case .bool(let flag): out += (flag ? "true" : "false").utf8
-        case .number(let number): out += number.text.utf8
+        case .number(let text): out += text.utf8
         case .string(let text): writeString(text, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -209,7 +234,8 @@ enum BundleEncoder {
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            let sorted = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            var sorted = members
+            if !isSorted(sorted) { sorted.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
             for (index, member) in sorted.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 writeString(member.key, to: &out)
@@ -220,8 +246,22 @@ enum BundleEncoder {
         }
     }
 
+    private static func isSorted(_ members: [(key: String, value: Doc)]) -> Bool {
+        var index = 1
+        while index < members.count {
+            if !members[index - 1].key.utf8.lexicographicallyPrecedes(members[index].key.utf8) { return false }
+            index += 1
+        }
+        return true
+    }
+
     private static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += text.utf8
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out += "\\\"".utf8
@@ -241,18 +281,38 @@ enum BundleEncoder {
     }
 
     /// Two-space indented JSON in reading order.
-    static func prettyJSON(_ value: JSONValue) -> String {
+    /// `text` as a JSON string literal, escaped as in canonical form.
+    static func quoted(_ text: String) -> String {
+        var out: [UInt8] = []
+        writeString(text, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Compact JSON (keys in document order) for one value.
+    private static func compact(_ value: Doc) -> String {
+        switch value {
+        case .null: "null"
+        case .bool(let flag): flag ? "true" : "false"
+        case .number(let text): text
+        case .string(let text): quoted(text)
+        case .array(let items): "[" + items.map(compact).joined(separator: ",") + "]"
+        case .object(let members):
+            "{" + members.map { quoted($0.key) + ":" + compact($0.value) }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func prettyJSON(_ value: Doc) -> String {
         var out = ""
         writePretty(value, indent: "", to: &out)
         return out + "\n"
     }
 
-    private static func writePretty(_ value: JSONValue, indent: String, to out: inout String) {
+    private static func writePretty(_ value: Doc, indent: String, to out: inout String) {
         let inner = indent + "  "
         switch value {
         case .array(let items) where !items.isEmpty:
             if items.allSatisfy(isScalar) {
-                let line = "[" + items.map(\.jsonText).joined(separator: ", ") + "]"
+                let line = "[" + items.map(compact).joined(separator: ", ") + "]"
                 if line.count + indent.count <= 100 {
                     out += line
                     return
@@ -268,17 +328,17 @@ enum BundleEncoder {
         case .object(let members) where !members.isEmpty:
             out += "{\n"
             for (index, member) in members.enumerated() {
-                out += inner + JSONValue.string(member.key).jsonText + ": "
+                out += inner + quoted(member.key) + ": "
                 writePretty(member.value, indent: inner, to: &out)
                 out += index == members.count - 1 ? "\n" : ",\n"
             }
             out += indent + "}"
         default:
-            out += value.jsonText
+            out += compact(value)
         }
     }
 
-    private static func isScalar(_ value: JSONValue) -> Bool {
+    private static func isScalar(_ value: Doc) -> Bool {
         switch value {
         case .array, .object: false
         default: true
@@ -287,15 +347,16 @@ enum BundleEncoder {
 
     /// Block YAML in reading order. Strings that YAML (or our schema, for a rule's `value`) could
     /// read as something else are double-quoted with JSON escapes, which YAML accepts unchanged.
-    static func yaml(_ value: JSONValue) -> String {
+    static func yaml(_ value: Doc) -> String {
         var out = ""
         guard case .object(let members) = value else { return yamlScalar(value) + "\n" }
         writeMembers(members, indent: "", firstPrefix: "", to: &out)
         return out
     }
 
-    private static func writeMembers(_ members: [JSONMember], indent: String, firstPrefix: String, to out: inout String)
-    {
+    private static func writeMembers(
+        _ members: [(key: String, value: Doc)], indent: String, firstPrefix: String, to out: inout String
+    ) {
         for (index, member) in members.enumerated() {
             out += (index == 0 ? firstPrefix : indent) + yamlKey(member.key) + ":"
             writeValue(member.value, indent: indent, to: &out)
@@ -304,7 +365,7 @@ enum BundleEncoder {
 
     /// Writes what follows `key:` (or `-`): a scalar or flow collection on the same line, or a block
     /// on the following lines.
-    private static func writeValue(_ value: JSONValue, indent: String, to out: inout String) {
+    private static func writeValue(_ value: Doc, indent: String, to out: inout String) {
         let inner = indent + "  "
         switch value {
         case .object(let members) where !members.isEmpty:
@@ -336,18 +397,18 @@ enum BundleEncoder {
     }
 
     private static func yamlKey(_ key: String) -> String {
-        isPlainSafe(key) ? key : JSONValue.string(key).jsonText
+        isPlainSafe(key) ? key : quoted(key)
     }
 
-    private static func yamlScalar(_ value: JSONValue) -> String {
+    private static func yamlScalar(_ value: Doc) -> String {
         switch value {
         case .string(let text):
-            return isPlainSafe(text) ? text : JSONValue.string(text).jsonText
+            return isPlainSafe(text) ? text : quoted(text)
         case .array(let items): return "[" + items.map(yamlScalar).joined(separator: ", ") + "]"
         case .object(let members):
             return "{" + members.map { yamlKey($0.key) + ": " + yamlScalar($0.value) }.joined(separator: ", ") + "}"
         default:
-            return value.jsonText
+            return compact(value)
         }
     }
 
@@ -365,7 +426,11 @@ enum BundleEncoder {
                 true
             default: false
             }
-        guard startsWell, !text.contains(": ") else { return false }
+        guard startsWell else { return false }
+        let bytes = Array(text.utf8)
+        for index in bytes.indices.dropLast() where bytes[index] == UInt8(ascii: ":") && bytes[index + 1] == 0x20 {
+            return false
+        }
         return text.utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),

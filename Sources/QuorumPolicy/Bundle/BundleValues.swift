@@ -56,11 +56,12 @@ enum BundleValues {
         ("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000),
     ]
 
+    // Longest suffix first, so `ms` is not read as `m` after a digit `s`.
+    private static let durationUnitsLongestFirst = durationUnits.sorted { $0.suffix.count > $1.suffix.count }
+
     /// Milliseconds for `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d`; `nil` otherwise.
     static func milliseconds(_ text: String) -> Int64? {
-        // Longest suffix first, so `ms` is not read as `m` after a digit `s`.
-        for (suffix, factor) in durationUnits.sorted(by: { $0.suffix.count > $1.suffix.count })
-        where text.hasSuffix(suffix) {
+        for (suffix, factor) in durationUnitsLongestFirst where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)
             guard let count = decimal(number) else { return nil }
             let (product, overflow) = count.multipliedReportingOverflow(by: factor)
@@ -268,8 +269,10 @@ enum BundleValues {
         if text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 >= 0x80 }) {
             return "must not contain spaces, control or non-ASCII characters (use punycode)"
         }
-        if rest.contains("?") || rest.contains("#") { return "must not have a query or fragment" }
-        if rest.contains("@") { return "must not carry user info (credentials belong in secrets)" }
+        if rest.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+            return "must not have a query or fragment"
+        }
+        if rest.utf8.contains(UInt8(ascii: "@")) { return "must not carry user info (credentials belong in secrets)" }
         if text.hasSuffix("/") { return "must not end with '/'; the request path is appended to it" }
         let authority = rest.prefix { $0 != "/" }
         var host = Substring(authority)
@@ -304,7 +307,8 @@ enum BundleValues {
             guard let value = decimal(port), (1...65_535).contains(value) else { return "has an invalid port" }
         }
         let path = rest.dropFirst(authority.count)
-        if path.contains("//") || path.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+        let segments = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+        if segments.contains(where: { $0.isEmpty || $0.elementsEqual(".".utf8) || $0.elementsEqual("..".utf8) }) {
             return "has an ambiguous path ('//', '.' or '..')"
         }
         return nil
