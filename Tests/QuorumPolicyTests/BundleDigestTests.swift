@@ -106,6 +106,19 @@ struct BundleDigestTests {
         #expect(try BundleFixtures.decode(yaml).digest == bundle.digest)
     }
 
+    @Test(
+        "Rendered YAML escapes characters YAML cannot hold raw",
+        arguments: ["del\u{7F}", "c1\u{85}\u{9F}", "ls\u{2028}ps\u{2029}", "bom\u{FEFF}", "tab\tnl\nq\"b\\", "é ✓ 😀"])
+    func renderedYAMLEscapes(value: String) throws {
+        let base = try BundleFixtures.decode(BundleFixtures.withMountFilters("          - body_size: 10"))
+        let latch = base.latches[0]
+        let labelled = try base.upserting(
+            Latch(id: latch.id, tokenDigest: latch.tokenDigest, labels: ["k": value, value: "v"], mounts: latch.mounts))
+        let again = try BundleFixtures.decode(BundleDocument.render(labelled, as: .yaml))
+        #expect(again.latches[0].labels == ["k": value, value: "v"])
+        #expect(again.digest == labelled.digest)
+    }
+
     @Test("Editing a bundle bumps the version and recomputes the digest")
     func editing() throws {
         let bundle = try full()

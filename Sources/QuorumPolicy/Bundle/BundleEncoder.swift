@@ -397,13 +397,34 @@ enum BundleEncoder {
     }
 
     private static func yamlKey(_ key: String) -> String {
-        isPlainSafe(key) ? key : quoted(key)
+        isPlainSafe(key) ? key : yamlQuoted(key)
+    }
+
+    /// A double-quoted YAML scalar. JSON escapes, plus escapes for what YAML (libyaml reads YAML
+    /// 1.1) does not allow raw: DEL, C1 controls, the byte order mark, U+2028/U+2029 (line breaks
+    /// to YAML 1.1) and the non-characters U+FFFE/U+FFFF.
+    private static func yamlQuoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out += "\\\""
+            case 0x5C: out += "\\\\"
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     private static func yamlScalar(_ value: Doc) -> String {
         switch value {
         case .string(let text):
-            return isPlainSafe(text) ? text : quoted(text)
+            return isPlainSafe(text) ? text : yamlQuoted(text)
         case .array(let items): return "[" + items.map(yamlScalar).joined(separator: ", ") + "]"
         case .object(let members):
             return "{" + members.map { yamlKey($0.key) + ": " + yamlScalar($0.value) }.joined(separator: ", ") + "}"
