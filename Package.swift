@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "QuorumCrypto",
                 "QuorumLog",
+                "QuorumPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,7 +68,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumPolicyTests",
-            dependencies: ["QuorumPolicy"]
+            dependencies: ["QuorumPolicy", "QuorumTestKit"]
         ),
         .testTarget(
             name: "QuorumctlTests",

@@ -185,6 +185,74 @@ public enum KeyFiles {
         return key
     }
 
+    // MARK: Ed25519 key files
+
+    /// The format of a single-holder Ed25519 key file (an operator's bundle-signing key; a node's
+    /// identity key).
+    public static let ed25519KeyFormat = "quorum-latch/ed25519-key/v1"
+
+    /// A secret Ed25519 key file naming its `role`. The seed goes from zeroizing memory to
+    /// zeroizing memory as hex; write the result with `writeSecretFile`.
+    public static func encodeEd25519Key(_ key: Ed25519KeyPair, role: String) -> SecretBytes {
+        let header = """
+            {
+              "format": "\(ed25519KeyFormat)",
+              "role": "\(role)",
+              "public_key": "\(Hex.encode(key.publicKey))",
+              "seed": "
+            """
+        var out = Array(header.utf8)
+        key.seed.withUnsafeBytes { secret in
+            let digits = Array("0123456789abcdef".utf8)
+            for byte in secret {
+                out.append(digits[Int(byte >> 4)])
+                out.append(digits[Int(byte & 0x0f)])
+            }
+        }
+        out += Array("\"\n}\n".utf8)
+        return SecretBytes(consuming: &out)
+    }
+
+    /// Reads an Ed25519 key file written by `encodeEd25519Key`, checking its role and that the
+    /// stated public key is the seed's. The seed never passes through a JSON parser.
+    public static func decodeEd25519Key(
+        _ contents: SecretBytes, role: String, file: String
+    ) throws(KeyFileError) -> Ed25519KeyPair {
+        let bytes = contents.copyBytes()
+        defer { var wipe = bytes; wipe.withUnsafeMutableBytes { Sodium.zero($0) } }
+        let (object, secretRange) = try parseObject(redactingSecretOf: bytes, field: "seed", file: file)
+        try expect(object, "format", ed25519KeyFormat, file)
+        try expect(object, "role", role, file)
+        guard let range = secretRange, range.count == 64 else {
+            throw KeyFileError(file: file, field: "seed", "expected 64 hex digits")
+        }
+        var seed = [UInt8](repeating: 0, count: 32)
+        defer { seed.withUnsafeMutableBytes { Sodium.zero($0) } }
+        for index in 0..<32 {
+            guard let high = hexDigit(bytes[range.lowerBound + 2 * index]),
+                let low = hexDigit(bytes[range.lowerBound + 2 * index + 1])
+            else { throw KeyFileError(file: file, field: "seed", "expected 64 hex digits") }
+            seed[index] = high << 4 | low
+        }
+        let key: Ed25519KeyPair
+        do { key = try Ed25519KeyPair(seed: SecretBytes(seed)) } catch {
+            throw KeyFileError(file: file, field: "seed", error.description)
+        }
+        guard Hex.encode(key.publicKey) == (try string(object, "public_key", file)).lowercased() else {
+            throw KeyFileError(file: file, field: "public_key", "does not match the seed in this file")
+        }
+        return key
+    }
+
+    private static func hexDigit(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
     // MARK: Files
 
     /// Writes a secret file with mode 0600 (created so, never widened), replacing any old one
@@ -248,13 +316,13 @@ public enum KeyFiles {
 
     // MARK: Parsing helpers
 
-    /// Finds the `"signing_share"` string value, blanks it in a copy, and parses the copy.
+    /// Finds the string value of `secretField`, blanks it in a copy, and parses the copy.
     private static func parseObject(
-        redactingSecretOf bytes: [UInt8], file: String
+        redactingSecretOf bytes: [UInt8], field secretField: String = "signing_share", file: String
     ) throws(KeyFileError) -> (object: [String: Any], secret: Range<Int>?) {
         var redacted = bytes
         defer { redacted.withUnsafeMutableBytes { Sodium.zero($0) } }
-        let secret = locateStringValue(of: "signing_share", in: bytes)
+        let secret = locateStringValue(of: secretField, in: bytes)
         if let secret { for i in secret { redacted[i] = UInt8(ascii: "0") } }
         let parsed: Any
         do {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuorumCrypto
+import QuorumPolicy
 
 /// The operator and auditor CLI (DESIGN.md §2). Argument parsing and wiring only: every decision
 /// is made by the library.
@@ -10,9 +11,10 @@ struct Quorumctl: ParsableCommand {
         commandName: "quorumctl",
         abstract: "Operate and audit a Quorum Latch cluster.",
         discussion: """
-            Exit status: 0 success, 1 a signature that does not verify, 2 bad input or a refusal.
+            Exit status: 0 success, 1 a signature that does not verify or a denied request (policy eval), 2 bad
+            input or a refusal.
             """,
-        subcommands: [Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self]
+        subcommands: [Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self]
     )
 
     /// Runs the command and turns every failure into one line on stderr and exit status 2.
@@ -39,6 +41,9 @@ struct Quorumctl: ParsableCommand {
         case let error as CLIError: message = error.message
         case let error as KeyFileError: message = error.description
         case let error as CryptoError: message = error.description
+        case let error as BundleProblems: message = error.description
+        case let error as BundleLoadError: message = error.description
+        case let error as SignedBundleError: message = error.description
         default:
             if exitCode(for: error) == .success {
                 // --help, --version: a clean exit whose text goes to stdout.

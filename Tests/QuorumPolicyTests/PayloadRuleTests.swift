@@ -148,7 +148,7 @@ extension PayloadRuleTests {
 
         @Test(arguments: [
             (PayloadOperator.lt, nil as String?), (.lt, "[1]"), (.in, "[]"), (.in, "1"), (.prefix, "1"),
-            (.regex, #""(a""#), (.regex, #""a{2}""#), (.type, #""integer""#), (.lenLe, "-1"), (.lenGe, "1.5"),
+            (.regex, #""(a""#), (.regex, #""a{2""#), (.type, #""integer""#), (.lenLe, "-1"), (.lenGe, "1.5"),
             (.exists, "1"), (.eq, nil),
         ])
         func unsuitableOperandsAreRefused(op: PayloadOperator, operand: String?) {

@@ -161,9 +161,10 @@ enum BundleEncoder {
                 })
         case .response(let obligations):
             return object([
-                ("redact", .array(obligations.redact.map(path))),
-                ("trim", .array(obligations.trim.map(path))),
-                ("block_if", .array(obligations.blockIf.map(rule))),
+                // Empty lists are left out: the decoder refuses an empty list as a likely mistake.
+                ("redact", obligations.redact.isEmpty ? nil : .array(obligations.redact.map(path))),
+                ("trim", obligations.trim.isEmpty ? nil : .array(obligations.trim.map(path))),
+                ("block_if", obligations.blockIf.isEmpty ? nil : .array(obligations.blockIf.map(rule))),
                 ("max_bytes", obligations.maxBytes.map(integer)),
             ])
         case .budget(let budget):
@@ -461,6 +462,23 @@ enum BundleEncoder {
                 true
             default: false
             }
+        }
+    }
+}
+
+extension JSONValue {
+    /// Two-space indented JSON with members in their order: how the CLI prints verdicts.
+    public var prettyText: String { BundleEncoder.prettyJSON(document) }
+
+    /// The value as a writer's document, numbers as written.
+    private var document: BundleEncoder.Doc {
+        switch self {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .string(let text): .string(text)
+        case .number(let number): .number(number.text)
+        case .array(let items): .array(items.map(\.document))
+        case .object(let members): .object(members.map { ($0.key, $0.value.document) })
         }
     }
 }

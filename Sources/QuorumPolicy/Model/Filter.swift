@@ -22,7 +22,7 @@ public struct Filter: Sendable, Equatable {
 
     /// Whether the bundle named the filter. Unnamed filters get `<kind>#<position>` ids, and `#`
     /// is not allowed in a written id, so the two never collide.
-    public var isNamed: Bool { !id.contains("#") }
+    public var isNamed: Bool { !id.utf8.contains(UInt8(ascii: "#")) }
 }
 
 /// Restricts a filter to some requests. Every given part must match for the filter to apply.
