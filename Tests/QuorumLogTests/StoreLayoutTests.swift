@@ -229,20 +229,18 @@ struct StoreLayoutTests {
         }
         let expected = "\(directory.path): a log of 3 entries without a storage format record (an older layout)"
 
-        // Read-only first (`quorumctl log verify`, `info`, `prove` open so): RocksDB refuses the
-        // missing `tiles` family before the log can look at `meta`, so the error does not say why.
-        withKnownIssue("read-only open of an old-layout store fails with RocksDB's \"Column family not found: tiles\"")
-        {
-            let error = #expect(throws: MerkleError.self) {
-                _ = try MerkleLog(directory: directory.path, readOnly: true)
+        let files = try storeFiles(directory)
+        // Read-only (`quorumctl log verify`, `info`, `prove` open so) and read-write, each twice:
+        // the first refusal must leave the store as it was for the second.
+        for readOnly in [true, false, true, false] {
+            let error = #expect(throws: MerkleError.self, "readOnly: \(readOnly)") {
+                _ = try MerkleLog(directory: directory.path, readOnly: readOnly)
             }
             #expect(error?.code == .corruptStore)
             #expect(error?.reason == expected)
         }
-
-        let error = #expect(throws: MerkleError.self) { _ = try MerkleLog(directory: directory.path) }
-        #expect(error?.code == .corruptStore)
-        #expect(error?.reason == expected)
+        #expect(RocksDB.columnFamilies(at: directory.path).map(Set.init) == Set(["default"] + Self.oldFamilies))
+        #expect(try storeFiles(directory) == files, "no file of the store was added, removed or changed")
 
         // The refusal lost no data: every old record is still there, and no format record was added.
         do {
@@ -252,9 +250,76 @@ struct StoreLayoutTests {
             #expect(try old.get("hashes", MerkleLog.nodeKey(level: 1, index: 0)) == pair)
         }
         // The version that wrote the store can still open it (rolling back after the refusal).
-        withKnownIssue("the refused read-write open has already created the tiles family") {
-            _ = try RocksDB(path: directory.path, columnFamilies: Self.oldFamilies)
+        _ = try RocksDB(path: directory.path, columnFamilies: Self.oldFamilies)
+    }
+
+    /// Each file in `directory` with its size and modification time.
+    func storeFiles(_ directory: URL) throws -> [String: String] {
+        var files: [String: String] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+            let file = directory.appendingPathComponent(name).path
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            files[name] = "\(attributes[.size] ?? "?") bytes, modified \(attributes[.modificationDate] ?? "?")"
         }
+        return files
+    }
+
+    struct MissingFamilies: Sendable, CustomTestStringConvertible {
+        let desc: String
+        let families: [String]
+        let meta: [(key: String, value: [UInt8])]
+        /// The reason after "<directory>: ".
+        let reason: String
+        var testDescription: String { desc }
+    }
+
+    @Test(
+        "a store with meta but without a family of the layout is refused unchanged, naming what is missing",
+        arguments: [
+            MissingFamilies(
+                desc: "an empty log in the old layout", families: oldFamilies, meta: [],
+                reason: "an empty log with no column family \"tiles\" (an older layout)"),
+            MissingFamilies(
+                desc: "a current format record without tiles and dedup",
+                families: ["entries", "hashes", "checkpoints", "meta"],
+                meta: [("size", UInt64(0).bigEndianBytes), ("format", Array("quorum-log tiles 1".utf8))],
+                reason: "a log of 0 entries in storage format \"quorum-log tiles 1\" "
+                    + "with no column families \"tiles\", \"dedup\""),
+            MissingFamilies(
+                desc: "another format record without tiles", families: oldFamilies,
+                meta: [("format", Array("quorum-log tiles 2".utf8))],
+                reason: "storage format \"quorum-log tiles 2\" is not \"quorum-log tiles 1\""),
+        ])
+    func missingFamiliesRefused(_ store: MissingFamilies) throws {
+        let directory = try TestKit.temporaryDirectory("store-layout")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        do {
+            let old = try RocksDB(path: directory.path, columnFamilies: store.families)
+            var batch = WriteBatch()
+            for record in store.meta { batch.put("meta", Array(record.key.utf8), record.value) }
+            try old.write(batch)
+        }
+        for readOnly in [true, false] {
+            let error = #expect(throws: MerkleError.self, "readOnly: \(readOnly)") {
+                _ = try MerkleLog(directory: directory.path, readOnly: readOnly)
+            }
+            #expect(error?.code == .corruptStore)
+            #expect(error?.reason == "\(directory.path): \(store.reason)")
+        }
+        #expect(RocksDB.columnFamilies(at: directory.path).map(Set.init) == Set(["default"] + store.families))
+    }
+
+    @Test("a directory without a database gets a new log, and read-only is refused there without creating one")
+    func newDirectory() throws {
+        let directory = try TestKit.temporaryDirectory("store-layout")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("log").path
+        #expect(RocksDB.columnFamilies(at: path) == nil)
+        #expect(throws: StorageError.self) { _ = try MerkleLog(directory: path, readOnly: true) }
+        #expect(RocksDB.columnFamilies(at: path) == nil)
+        _ = try MerkleLog(directory: path)
+        #expect(RocksDB.columnFamilies(at: path).map(Set.init) == Set(["default"] + MerkleLog.families))
+        _ = try MerkleLog(directory: path, readOnly: true)
     }
 
     @Test("a store whose format record names another layout is refused, naming the directory and both formats")

@@ -35,6 +35,11 @@ public final class MerkleLog: Sendable {
     static let checkpointsFamily = "checkpoints"
     static let dedupFamily = "dedup"
     static let metaFamily = "meta"
+    /// Every family of the layout, in the order a new store creates them (RocksDB creates missing
+    /// families one at a time, in the order given): `meta` last, so that a store with `meta` got
+    /// every family of the layout that created it, and an open interrupted before `meta` existed
+    /// leaves a store the next open completes.
+    static let families = [entriesFamily, hashesFamily, tilesFamily, checkpointsFamily, dedupFamily, metaFamily]
     static let sizeKey = Array("size".utf8)
     static let formatKey = Array("format".utf8)
     /// The layout described above, recorded in `meta` by the first append, so that a store written
@@ -112,12 +117,10 @@ public final class MerkleLog: Sendable {
     /// With `readOnly` the directory must already hold a log and is not changed in any way (an
     /// auditor's view, which also works while a node holds the log open); appends then fail.
     public init(directory: String, readOnly: Bool = false) throws {
+        try Self.refuseIncompleteStore(directory)
         let store = try RocksDB(
             path: directory,
-            columnFamilies: [
-                Self.entriesFamily, Self.hashesFamily, Self.tilesFamily, Self.checkpointsFamily, Self.dedupFamily,
-                Self.metaFamily,
-            ],
+            columnFamilies: Self.families,
             familyOptions: [
                 Self.dedupFamily: .init(hashedKeyLength: RFC9162.hashLength, compressible: false),
                 Self.hashesFamily: .init(compressible: false),
@@ -125,25 +128,7 @@ public final class MerkleLog: Sendable {
             ],
             readOnly: readOnly)
         self.store = store
-        var size: UInt64 = 0
-        if let stored = try store.get(Self.metaFamily, Self.sizeKey) {
-            guard let decoded = UInt64(bigEndianBytes: stored) else {
-                throw MerkleError(.corruptStore, "\(directory): meta size is \(stored.count) bytes, not 8")
-            }
-            size = decoded
-        }
-        let format = try store.get(Self.metaFamily, Self.formatKey)
-        if let format, format != Self.storageFormat {
-            throw MerkleError(
-                .corruptStore,
-                "\(directory): storage format \"\(String(decoding: format, as: UTF8.self))\" is not "
-                    + "\"\(String(decoding: Self.storageFormat, as: UTF8.self))\"")
-        }
-        if size > 0 && format == nil {
-            throw MerkleError(
-                .corruptStore,
-                "\(directory): a log of \(size) entries without a storage format record (an older layout)")
-        }
+        let size = try Self.checkedMeta(store).size
         let partial = try (0..<Self.tileHeight).map { try Self.loadPartialTile(store, tileLevel: $0, size: size) }
         var frontier: [[UInt8]] = []
         var start: UInt64 = 0
@@ -183,6 +168,56 @@ public final class MerkleLog: Sendable {
             }
         }
         state = Mutex(State(edge: Edge(size: size, frontier: frontier, partial: partial), upper: upper))
+    }
+
+    /// The size and format records of `store`, refused unless this layout wrote them: a size that
+    /// is not 8 bytes, another format, or entries without a format (the layout before tiles).
+    private static func checkedMeta(_ store: RocksDB) throws -> (size: UInt64, format: [UInt8]?) {
+        var size: UInt64 = 0
+        if let stored = try store.get(metaFamily, sizeKey) {
+            guard let decoded = UInt64(bigEndianBytes: stored) else {
+                throw MerkleError(.corruptStore, "\(store.path): meta size is \(stored.count) bytes, not 8")
+            }
+            size = decoded
+        }
+        let format = try store.get(metaFamily, formatKey)
+        if let format, format != storageFormat {
+            throw MerkleError(
+                .corruptStore,
+                "\(store.path): storage format \"\(String(decoding: format, as: UTF8.self))\" is not "
+                    + "\"\(String(decoding: storageFormat, as: UTF8.self))\"")
+        }
+        if size > 0 && format == nil {
+            throw MerkleError(
+                .corruptStore,
+                "\(store.path): a log of \(size) entries without a storage format record (an older layout)")
+        }
+        return (size, format)
+    }
+
+    /// Refuses a store in `directory` that has `meta`, so was created as a log (see ``families``),
+    /// but lacks a family of this layout, before the log's open: a read-write open would create the
+    /// missing family, after which the version that wrote the store no longer opens it, and a
+    /// read-only open would fail with RocksDB's "Column family not found", which does not say why.
+    /// Only `meta` is read, read-only, to say why. A directory without a database, or without
+    /// `meta`, is left to the open (which creates a new log there, unless `readOnly`).
+    private static func refuseIncompleteStore(_ directory: String) throws {
+        guard let existing = RocksDB.columnFamilies(at: directory), existing.contains(metaFamily) else { return }
+        let missing = families.filter { !existing.contains($0) }
+        guard !missing.isEmpty else { return }
+        let noFamilies =
+            (missing.count == 1 ? "no column family " : "no column families ")
+            + missing.map { "\"\($0)\"" }.joined(separator: ", ")
+        let meta = try RocksDB(path: directory, columnFamilies: [metaFamily], readOnly: true)
+        // Entries without a format record, or another format, are refused here as in any open.
+        let (size, format) = try checkedMeta(meta)
+        guard format != nil else {
+            throw MerkleError(.corruptStore, "\(directory): an empty log with \(noFamilies) (an older layout)")
+        }
+        throw MerkleError(
+            .corruptStore,
+            "\(directory): a log of \(size) entries in storage format "
+                + "\"\(String(decoding: storageFormat, as: UTF8.self))\" with \(noFamilies)")
     }
 
     /// Reads the stored hashes of the tile at `tileLevel` that is not complete at `size`.

@@ -142,6 +142,23 @@ final class RocksDB: @unchecked Sendable {
         self.families = Dictionary(uniqueKeysWithValues: zip(names, familyHandles))
     }
 
+    /// The names of the column families of the database at `path`, read from its manifest without
+    /// opening it (no lock taken, nothing written, so a process holding it open does not matter),
+    /// or nil when RocksDB cannot list them: in particular when there is no database there yet.
+    /// An open then reports why, or creates the database. A caller checks the families first
+    /// because a read-write open creates the missing ones, and a read-only open fails with only
+    /// RocksDB's "Column family not found".
+    static func columnFamilies(at path: String) -> [String]? {
+        let options = rocksdb_options_create()!
+        defer { rocksdb_options_destroy(options) }
+        var count = 0
+        var error: UnsafeMutablePointer<CChar>?
+        let list = rocksdb_list_column_families(options, path, &count, &error)
+        guard Self.take(error) == nil, let list else { return nil }
+        defer { rocksdb_list_column_families_destroy(list, count) }
+        return (0..<count).compactMap { list[$0].map { String(cString: $0) } }
+    }
+
     deinit {
         for handle in familyHandles { rocksdb_column_family_handle_destroy(handle) }
         rocksdb_close(db)
