@@ -73,6 +73,58 @@ let busyState: PolicyState = {
     return state
 }()
 
+/// A bundle of 10,000 latches in YAML: 1,000 root latches with six filters each (two on the latch,
+/// four on the mount) and 9,000 latches derived from them with two filters each.
+let tenThousandLatches: [UInt8] = {
+    var text = """
+        format: quorum-latch/bundle/v1
+        version: 1
+        secrets:
+          - {name: openai, inject: bearer}
+        fields:
+          token_cap: [$.max_tokens, $.max_completion_tokens, $.max_output_tokens]
+        prices:
+          gpt-4o: {input: 2.50, output: 10.00}
+        latches:
+
+        """
+    let digest = String(repeating: "ab", count: 32)
+    for root in 0..<1000 {
+        text += """
+              - id: team-\(root)
+                token_sha256: \(digest)
+                labels: {team: t\(root)}
+                expires: 2027-06-30T00:00:00Z
+                filters:
+                  - ip_allowlist: [10.0.0.0/8, "2001:db8::/32"]
+                  - rate_limit: {requests: 600, window: 1m, key: latch}
+                mounts:
+                  - path: /openai
+                    upstream: https://api.openai.com
+                    secret: openai
+                    filters:
+                      - method: [POST]
+                      - endpoint: {allow: [/v1/chat/completions, /v1/embeddings]}
+                      - payload: [{field: token_cap, op: le, value: 4096, required: true}]
+                      - budget: {day: 20, cost: {llm: {model: $.model, token_field: token_cap}}}
+
+            """
+        for child in 0..<9 {
+            text += """
+                  - id: team-\(root)-agent-\(child)
+                    parent: team-\(root)
+                    token_sha256: \(digest)
+                    expires: 2027-03-31T00:00:00Z
+                    filters:
+                      - body_size: 64KiB
+                      - time_window: {days: mon-fri, hours: "08:00-19:00", time_zone: Europe/Berlin}
+
+                """
+        }
+    }
+    return Array(text.utf8)
+}()
+
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal], timeUnits: .microseconds, warmupIterations: 50,
@@ -83,5 +135,14 @@ let benchmarks: @Sendable () -> Void = {
         let verdict = engine.evaluate(chatRequest, state: busyState, at: benchInstant)
         precondition(verdict.decision == .allow, verdict.reason ?? "")
         blackHole(verdict)
+    }
+
+    Benchmark(
+        "Bundle: load and validate 10,000 latches (YAML)",
+        configuration: .init(metrics: [.wallClock, .peakMemoryResident], timeUnits: .milliseconds, maxIterations: 10)
+    ) { benchmark in
+        let bundle = try BundleDocument.decode(tenThousandLatches, fileName: "bench.yaml")
+        precondition(bundle.latches.count == 10_000)
+        blackHole(bundle)
     }
 }

@@ -10,6 +10,13 @@ public struct HeaderField: Sendable, Equatable, Hashable {
         self.name = name
         self.value = value
     }
+
+    /// Header names compare ASCII case-insensitively (RFC 9110 §5.1).
+    static func namesEqual(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8) { x, y in
+            (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) == (y >= 0x41 && y <= 0x5A ? y | 0x20 : y)
+        }
+    }
 }
 
 /// The canonical description of one agent call that the proxy sends to every node.
@@ -56,8 +63,7 @@ public struct DecisionRequest: Sendable, Equatable, CustomStringConvertible {
 
     /// The values of header `name` (ASCII case-insensitive), in order.
     public func headerValues(_ name: String) -> [String] {
-        let wanted = name.lowercased()
-        return headers.filter { $0.name.lowercased() == wanted }.map(\.value)
+        headers.filter { HeaderField.namesEqual($0.name, name) }.map(\.value)
     }
 
     /// The request without its token.

@@ -121,12 +121,18 @@ struct FilterContext {
         return .success(largest)
     }
 
+    /// `application/json` or `application/<anything>+json`, any case, parameters allowed. Compared
+    /// byte by byte: this runs on every call with a payload rule.
     static func isJSONMediaType(_ value: String) -> Bool {
-        let type = value.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        }
-        guard let type else { return false }
-        return type == "application/json" || (type.hasPrefix("application/") && type.hasSuffix("+json"))
+        var type = value.utf8.prefix { $0 != UInt8(ascii: ";") }[...]
+        while let first = type.first, first == 0x20 || first == 0x09 { type = type.dropFirst() }
+        while let last = type.last, last == 0x20 || last == 0x09 { type = type.dropLast() }
+        let lowered = type.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        let application = Array("application/".utf8)
+        guard lowered.starts(with: application) else { return false }
+        let subtype = lowered.dropFirst(application.count)
+        return subtype.elementsEqual("json".utf8)
+            || (subtype.count > 5 && subtype.suffix(5).elementsEqual("+json".utf8))
     }
 }
 

@@ -76,14 +76,6 @@ extension FilterContext {
     }
 }
 
-extension TimeWindow {
-    /// `mon-fri 09:00-17:00 Europe/Berlin`.
-    var summary: String {
-        let dayList = Weekday.allCases.filter { days.contains($0) }.map(\.description).joined(separator: ",")
-        return "\(dayList) \(start)-\(end) \(timeZone.identifier)"
-    }
-}
-
 extension TimeOfDay {
     /// `HH:MM` for a minute of the day.
     static func format(_ minutes: Int) -> String {

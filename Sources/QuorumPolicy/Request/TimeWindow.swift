@@ -98,9 +98,14 @@ public struct TimeWindow: Sendable, Equatable {
     public let end: TimeOfDay
     /// The zone whose wall clock the window is read on.
     public let timeZone: TimeZone
+    /// `mon,tue,wed,thu,fri 09:00-17:00 Europe/Berlin`, for traces and deny reasons.
+    public let summary: String
 
     /// Zone names accepted besides `TimeZone.knownTimeZoneIdentifiers`, which omits them.
     private static let universalZones: Set<String> = ["UTC", "Etc/UTC", "GMT", "Etc/GMT"]
+    /// The platform's IANA zone names, read once: the list is rebuilt on every call, and a large
+    /// bundle has thousands of windows.
+    private static let knownZones = Set(TimeZone.knownTimeZoneIdentifiers)
 
     /// Builds a window from its bundle form: `days` as in ``Weekday/parseList(_:)``, `hours` as
     /// `HH:MM-HH:MM`, and `timeZone` an IANA name such as `Europe/Berlin`.
@@ -122,7 +127,7 @@ public struct TimeWindow: Sendable, Equatable {
             throw RequestPrimitiveError(
                 .invalidTimeWindow, "hours '\(hours)': start equals end; use 00:00-24:00 for the whole day")
         }
-        guard TimeWindow.universalZones.contains(identifier) || TimeZone.knownTimeZoneIdentifiers.contains(identifier),
+        guard TimeWindow.universalZones.contains(identifier) || TimeWindow.knownZones.contains(identifier),
             let zone = TimeZone(identifier: identifier)
         else {
             throw RequestPrimitiveError(
@@ -132,16 +137,20 @@ public struct TimeWindow: Sendable, Equatable {
         self.start = start
         self.end = end
         self.timeZone = zone
+        let dayList = Weekday.allCases.filter { parsedDays.contains($0) }.map(\.description).joined(separator: ",")
+        summary = "\(dayList) \(start)-\(end) \(zone.identifier)"
     }
 
     /// The local weekday and minute of day at `instant` in the window's zone.
     public func localTime(at instant: Date) -> (day: Weekday, minutes: Int) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: instant)
-        // Calendar numbers Sunday 1 … Saturday 7.
-        let weekday = Weekday(rawValue: (parts.weekday! + 5) % 7 + 1)!
-        return (weekday, parts.hour! * 60 + parts.minute!)
+        // The zone's offset at this very instant (so DST is that of the instant), then plain
+        // arithmetic: a Calendar per call costs more than the rest of a pipeline's filters.
+        let seconds = Int((instant.timeIntervalSince1970).rounded(.down)) + timeZone.secondsFromGMT(for: instant)
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        // 1970-01-01 was a Thursday; Weekday numbers Monday 1 … Sunday 7.
+        let weekday = Weekday(rawValue: ((days % 7 + 7) % 7 + 3) % 7 + 1)!
+        return (weekday, secondOfDay / 60)
     }
 
     /// Whether the window is open at `instant`.
