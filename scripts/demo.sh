@@ -71,11 +71,27 @@ run unseal --group keys/sealing-group.json --share keys/node-2/sealing-share.jso
 [[ "$(cat unsealed.txt)" == "$credential" ]] || fail "the unsealed credential differs from the sealed one"
 echo "(unsealed plaintext matches the credential; not printed)"
 
+step "sign the example policy bundle with an operator key, then decide the seed scenario's two calls"
+operator=$(run policy keygen --out operator.key)
+run policy sign "$root/cluster/policies/assistant.yaml" --key operator.key --out bundle.signed.json
+for tokens in 16000 1000; do
+    status=0
+    run policy eval --bundle bundle.signed.json --signer "$operator" \
+        --request "$root/cluster/policies/request-$tokens-tokens.json" --at 2026-11-24T09:00:00Z \
+        >verdict-$tokens.json || status=$?
+    echo "$tokens-token call: $(grep -m1 '"decision"' verdict-$tokens.json | tr -d ' ,') (exit $status)"
+    grep -m1 '"reason"' verdict-$tokens.json | sed 's/^ */  /'
+done
+grep -q '"decision": "deny"' verdict-16000.json || fail "the 16,000-token call was not denied"
+grep -q '"decision": "allow"' verdict-1000.json || fail "the 1,000-token call was not allowed"
+
 step "done"
 cat <<SUMMARY
 - dealer keygen wrote a 3-of-4 signing group and a separate sealing group, one 0600 share of each per node
 - nodes 1, 2, 4 made a FROST(Ed25519, SHA-512) signature; quorumctl verified it (valid)
 - a tampered message was rejected (exit 1); two shares were refused (exit 2)
 - a credential sealed to the quorum opened with three sealing shares
+- the example bundle, signed by an operator key, denied a 16,000-token call naming the cap and
+  allowed a 1,000-token call
 The temporary key directory has been removed.
 SUMMARY

@@ -123,16 +123,7 @@ public enum KeyFiles {
               "verifying_share": "\(verifyingShare)",
               "signing_share": "
             """
-        var out = Array(header.utf8)
-        key.signingShare.serialized().withUnsafeBytes { secret in
-            let digits = Array("0123456789abcdef".utf8)
-            for byte in secret {
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0x0f)])
-            }
-        }
-        out += Array("\"\n}\n".utf8)
-        return SecretBytes(consuming: &out)
+        return secretFile(header: header, secret: key.signingShare.serialized())
     }
 
     /// Parses and checks a share file held in zeroizing memory. The secret's hex is decoded
@@ -185,6 +176,23 @@ public enum KeyFiles {
         return key
     }
 
+    /// `header`, the secret in hex, and the closing `"` and `}`, built in memory that is zeroed.
+    private static func secretFile(header: String, secret: SecretBytes) -> SecretBytes {
+        // Reserved up front so the array never reallocates and leaves a copy of the hex behind.
+        var out: [UInt8] = []
+        out.reserveCapacity(header.utf8.count + 2 * secret.count + 4)
+        out += header.utf8
+        secret.withUnsafeBytes { bytes in
+            let digits = Array("0123456789abcdef".utf8)
+            for byte in bytes {
+                out.append(digits[Int(byte >> 4)])
+                out.append(digits[Int(byte & 0x0f)])
+            }
+        }
+        out += Array("\"\n}\n".utf8)
+        return SecretBytes(consuming: &out)
+    }
+
     // MARK: Ed25519 key files
 
     /// The format of a single-holder Ed25519 key file (an operator's bundle-signing key; a node's
@@ -201,16 +209,7 @@ public enum KeyFiles {
               "public_key": "\(Hex.encode(key.publicKey))",
               "seed": "
             """
-        var out = Array(header.utf8)
-        key.seed.withUnsafeBytes { secret in
-            let digits = Array("0123456789abcdef".utf8)
-            for byte in secret {
-                out.append(digits[Int(byte >> 4)])
-                out.append(digits[Int(byte & 0x0f)])
-            }
-        }
-        out += Array("\"\n}\n".utf8)
-        return SecretBytes(consuming: &out)
+        return secretFile(header: header, secret: key.seed)
     }
 
     /// Reads an Ed25519 key file written by `encodeEd25519Key`, checking its role and that the
