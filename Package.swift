@@ -10,11 +10,16 @@ let package = Package(
         .library(name: "QuorumCrypto", targets: ["QuorumCrypto"]),
         .library(name: "QuorumLog", targets: ["QuorumLog"]),
         .library(name: "QuorumPolicy", targets: ["QuorumPolicy"]),
+        .library(name: "QuorumIdentity", targets: ["QuorumIdentity"]),
+        .library(name: "QuorumProtocol", targets: ["QuorumProtocol"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -45,6 +50,19 @@ let package = Package(
             dependencies: ["QuorumCrypto", .product(name: "Yams", package: "Yams")]
         ),
         .target(
+            name: "QuorumIdentity",
+            dependencies: [
+                "QuorumCrypto",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "QuorumProtocol",
+            dependencies: ["QuorumCrypto"]
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: ["QuorumCrypto"]
         ),
@@ -54,6 +72,7 @@ let package = Package(
                 "QuorumCrypto",
                 "QuorumLog",
                 "QuorumPolicy",
+                "QuorumIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -69,6 +88,14 @@ let package = Package(
         .testTarget(
             name: "QuorumPolicyTests",
             dependencies: ["QuorumPolicy", "QuorumTestKit"]
+        ),
+        .testTarget(
+            name: "QuorumIdentityTests",
+            dependencies: ["QuorumIdentity", "QuorumTestKit"]
+        ),
+        .testTarget(
+            name: "QuorumProtocolTests",
+            dependencies: ["QuorumProtocol", "QuorumTestKit"]
         ),
         .testTarget(
             name: "QuorumctlTests",

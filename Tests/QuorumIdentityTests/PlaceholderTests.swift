@@ -1,0 +1,4 @@
+import QuorumIdentity
+import Testing
+
+@Test func identityModuleLinks() { _ = ClusterIdentity.self }

@@ -1,0 +1,4 @@
+import QuorumProtocol
+import Testing
+
+@Test func protocolModuleLinks() { _ = WireProtocol.self }
