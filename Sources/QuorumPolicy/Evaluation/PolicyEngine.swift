@@ -48,10 +48,9 @@ public struct PolicyEngine: Sendable {
         }
         run.pass(step: "revoked", "not revoked")
 
-        if let expires = latch.expires {
-            let expiry = PolicyEngine.milliseconds(expires)
-            if now >= expiry { return run.deny(step: "expiry", "expired at \(PolicyEngine.iso(expires))") }
-            run.pass(step: "expiry", "expires at \(PolicyEngine.iso(expires))")
+        if let expiry = latch.expiry {
+            if now >= expiry.milliseconds { return run.deny(step: "expiry", "expired at \(expiry.text)") }
+            run.pass(step: "expiry", "expires at \(expiry.text)")
         } else {
             run.pass(step: "expiry", "no expiry")
         }

@@ -99,6 +99,21 @@ public struct ResolvedLatch: Sendable {
     public let revokedBy: String?
     /// The effective mounts, in the order of the root's declaration.
     public let mounts: [ResolvedMount]
+    /// `expires` in milliseconds since 1970 and as ISO 8601 text, worked out once at load: every
+    /// evaluation compares against it and names it in the trace.
+    let expiry: (milliseconds: Int64, text: String)?
+
+    init(
+        id: String, chain: [String], latch: Latch, expires: Date?, revokedBy: String?, mounts: [ResolvedMount]
+    ) {
+        self.id = id
+        self.chain = chain
+        self.latch = latch
+        self.expires = expires
+        self.revokedBy = revokedBy
+        self.mounts = mounts
+        expiry = expires.map { (PolicyEngine.milliseconds($0), $0.formatted(.iso8601)) }
+    }
 
     /// The mount with the longest prefix covering the normalised `path`, if any.
     public func mount(for path: String) -> ResolvedMount? {
