@@ -25,12 +25,8 @@ public struct Mount: Sendable, Equatable {
         self.filters = filters
     }
 
-    /// Whether the normalised request path `requestPath` lies under this mount: equal to the prefix
-    /// or continuing it with `/`. `/openai` covers `/openai` and `/openai/v1`, not `/openaix`.
-    public func covers(_ requestPath: String) -> Bool {
-        Mount.prefix(path, covers: requestPath)
-    }
-
+    /// Whether the normalised request path `requestPath` lies under `prefix`: equal to it or
+    /// continuing it with `/`. `/openai` covers `/openai` and `/openai/v1`, not `/openaix`.
     static func prefix(_ prefix: String, covers requestPath: String) -> Bool {
         guard requestPath.utf8.starts(with: prefix.utf8) else { return false }
         let rest = requestPath.utf8.dropFirst(prefix.utf8.count)

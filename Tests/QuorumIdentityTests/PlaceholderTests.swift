@@ -1,4 +1,0 @@
-import QuorumIdentity
-import Testing
-
-@Test func identityModuleLinks() { _ = ClusterIdentity.self }

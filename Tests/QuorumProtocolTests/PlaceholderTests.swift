@@ -1,4 +1,0 @@
-import QuorumProtocol
-import Testing
-
-@Test func protocolModuleLinks() { _ = WireProtocol.self }
