@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuorumCrypto
+import QuorumIdentity
 import QuorumPolicy
 
 /// The operator and auditor CLI (DESIGN.md §2). Argument parsing and wiring only: every decision
@@ -14,7 +15,9 @@ struct Quorumctl: ParsableCommand {
             Exit status: 0 success, 1 a signature that does not verify or a denied request (policy eval), 2 bad
             input or a refusal.
             """,
-        subcommands: [Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self]
+        subcommands: [
+            Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self, Certs.self,
+        ]
     )
 
     /// Runs the command and turns every failure into one line on stderr and exit status 2.
@@ -44,6 +47,7 @@ struct Quorumctl: ParsableCommand {
         case let error as BundleProblems: message = error.description
         case let error as BundleLoadError: message = error.description
         case let error as SignedBundleError: message = error.description
+        case let error as IdentityError: message = error.description
         default:
             if exitCode(for: error) == .success {
                 // --help, --version: a clean exit whose text goes to stdout.
