@@ -16,8 +16,10 @@
 ///
 /// Evaluation returns every value the path selects, in document order; a member or index that is
 /// absent, or a segment applied to the wrong type, selects nothing (no error). Member names match
-/// with Swift `String` equality, the same rule ``JSONParser`` uses to refuse duplicate keys, so a
-/// body cannot hold two spellings of one name that a path would tell apart.
+/// scalar by scalar, as upstream JSON parsers compare them: Swift `String` equality would let
+/// `"top\u212A"` (a Kelvin sign) or a decomposed `"cafe\u0301"` stand in for `topK` or `café`,
+/// so a rule would check a member the upstream does not see. ``JSONParser`` refuses canonically
+/// equivalent keys in one object as duplicates, so the stricter match never has two candidates.
 public struct JSONPath: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// One step of a path.
     public enum Segment: Sendable, Equatable, Hashable {
@@ -73,7 +75,9 @@ public struct JSONPath: Sendable, Equatable, Hashable, CustomStringConvertible {
             for value in current {
                 switch (segment, value) {
                 case (.member(let name), .object(let members)):
-                    if let member = members.first(where: { $0.key == name }) { next.append(member.value) }
+                    if let member = members.first(where: { $0.key.unicodeScalars.elementsEqual(name.unicodeScalars) }) {
+                        next.append(member.value)
+                    }
                 case (.index(let i), .array(let items)):
                     if i < items.count { next.append(items[i]) }
                 case (.wildcard, .array(let items)):

@@ -29,10 +29,11 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 
-    /// The value of the member named `key`, if this is an object that has one.
+    /// The value of the member named `key` (compared scalar by scalar, as ``JSONPath`` does), if this
+    /// is an object that has one.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.first { $0.key == key }?.value
+        return members.first { $0.key.unicodeScalars.elementsEqual(key.unicodeScalars) }?.value
     }
 
     /// Compact JSON text for this value (no insignificant whitespace, numbers as written).
