@@ -42,9 +42,15 @@ struct FilterContext {
     }
 
     /// `nil` when the filter applies, or why its condition does not match.
+    ///
+    /// A method condition skips only a method written as conditions are (upper-case letters). A
+    /// `post` or `POST ` is not `POST` to the engine, but some upstreams upper-case or trim the
+    /// method, so skipping it would let the call past a filter meant for `POST`; the filter applies.
     func skipReason(_ condition: FilterCondition?) -> String? {
         guard let condition else { return nil }
-        if let methods = condition.methods, !methods.contains(request.method) {
+        if let methods = condition.methods, MethodSet.isUpperCaseToken(request.method),
+            !methods.contains(request.method)
+        {
             return "applies only to \(methods.listing); request is \(request.method)"
         }
         if let endpoints = condition.endpoints, !endpoints.contains(where: { $0.matches(path) }) {
@@ -121,18 +127,41 @@ struct FilterContext {
         return .success(largest)
     }
 
-    /// `application/json` or `application/<anything>+json`, any case, parameters allowed. Compared
-    /// byte by byte: this runs on every call with a payload rule.
+    /// `application/json` or `application/<anything>+json`, any case, parameters allowed except a
+    /// `charset` other than `utf-8`. The body is parsed as UTF-8; an upstream that honours
+    /// `charset=gbk` (Spring does) reads other members out of the same bytes, because a UTF-8
+    /// sequence can swallow the backslash of an escaped quote. Compared byte by byte: this runs
+    /// on every call with a payload rule.
     static func isJSONMediaType(_ value: String) -> Bool {
-        var type = value.utf8.prefix { $0 != UInt8(ascii: ";") }[...]
-        while let first = type.first, first == 0x20 || first == 0x09 { type = type.dropFirst() }
-        while let last = type.last, last == 0x20 || last == 0x09 { type = type.dropLast() }
-        let lowered = type.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        let parts = value.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
+        let lowered = lowercased(trimmed(parts[0]))
         let application = Array("application/".utf8)
         guard lowered.starts(with: application) else { return false }
         let subtype = lowered.dropFirst(application.count)
-        return subtype.elementsEqual("json".utf8)
-            || (subtype.count > 5 && subtype.suffix(5).elementsEqual("+json".utf8))
+        guard
+            subtype.elementsEqual("json".utf8) || (subtype.count > 5 && subtype.suffix(5).elementsEqual("+json".utf8))
+        else { return false }
+        for parameter in parts.dropFirst() {
+            let pair = parameter.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard lowercased(trimmed(pair[0])).elementsEqual("charset".utf8) else { continue }
+            var charset = pair.count == 2 ? trimmed(pair[1]) : pair[0].prefix(0)
+            if charset.count >= 2, charset.first == UInt8(ascii: "\""), charset.last == UInt8(ascii: "\"") {
+                charset = charset.dropFirst().dropLast()
+            }
+            guard lowercased(charset).elementsEqual("utf-8".utf8) else { return false }
+        }
+        return true
+    }
+
+    private static func trimmed(_ text: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+        var text = text
+        while let first = text.first, first == 0x20 || first == 0x09 { text = text.dropFirst() }
+        while let last = text.last, last == 0x20 || last == 0x09 { text = text.dropLast() }
+        return text
+    }
+
+    private static func lowercased(_ text: Substring.UTF8View.SubSequence) -> [UInt8] {
+        text.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
     }
 }
 

@@ -104,7 +104,8 @@ public struct MethodSet: Sendable, Equatable, Hashable {
         return methods.contains(method)
     }
 
-    private static func isUpperCaseToken(_ text: String) -> Bool {
+    /// Whether `text` is one or more upper-case ASCII letters: the form every listed method takes.
+    static func isUpperCaseToken(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
     }
 
