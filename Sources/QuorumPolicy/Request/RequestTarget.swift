@@ -24,6 +24,10 @@ public struct PathRefusal: Error, Sendable, Equatable, CustomStringConvertible {
         case controlCharacter = "control-character"
         /// A `%` not followed by two hex digits.
         case invalidPercentEncoding = "invalid-percent-encoding"
+        /// Percent-encoded bytes of 0x80 and above that are not well-formed UTF-8: an overlong form
+        /// (`%C0%AE` for `.`, `%C0%AF` for `/`), a surrogate, a stray or truncated sequence. Some
+        /// servers decode overlong forms into the separators this check refuses.
+        case invalidEncodedUTF8 = "invalid-encoded-utf8"
         /// A raw byte of 0x80 or above (non-ASCII must arrive percent-encoded).
         case nonASCII = "non-ascii"
         /// A raw ASCII character that RFC 3986 does not allow in a path (space, `"`, `<`, `>`,
@@ -94,8 +98,21 @@ public struct RequestTarget: Sendable, Equatable {
 
         var out: [UInt8] = []
         out.reserveCapacity(pathEnd)
+        // Consecutive percent-encoded bytes of 0x80 and above, checked as UTF-8 when the run ends.
+        var encodedRun: [UInt8] = []
+        var encodedRunStart = 0
         var index = 0
-        while index < pathEnd {
+        while index <= pathEnd {
+            let continuesRun =
+                index + 2 < pathEnd && bytes[index] == UInt8(ascii: "%")
+                && hexValue(bytes[index + 1]).map { $0 >= 8 } == true && hexValue(bytes[index + 2]) != nil
+            if !continuesRun && !encodedRun.isEmpty {
+                if String(validating: encodedRun, as: UTF8.self) == nil {
+                    return .failure(PathRefusal(.invalidEncodedUTF8, at: encodedRunStart))
+                }
+                encodedRun.removeAll(keepingCapacity: true)
+            }
+            if index == pathEnd { break }
             let byte = bytes[index]
             if byte >= 0x80 { return .failure(PathRefusal(.nonASCII, at: index)) }
             if byte < 0x20 || byte == 0x7F { return .failure(PathRefusal(.controlCharacter, at: index)) }
@@ -110,6 +127,10 @@ public struct RequestTarget: Sendable, Equatable {
                 let decoded = high << 4 | low
                 if let refusal = refusalForEncoded(decoded, bytes: bytes, after: index + 3, end: pathEnd) {
                     return .failure(PathRefusal(refusal, at: index))
+                }
+                if decoded >= 0x80 {
+                    if encodedRun.isEmpty { encodedRunStart = index }
+                    encodedRun.append(decoded)
                 }
                 if isUnreservedDecodable(decoded) {
                     out.append(decoded)
