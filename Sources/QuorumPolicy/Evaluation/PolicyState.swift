@@ -39,27 +39,28 @@ public struct RateWindow: Sendable, Equatable, Codable {
     public func usage(at now: Int64, window: Int64) -> (requests: Int64, tokens: Int64) {
         var requests: Int64 = 0
         var tokens: Int64 = 0
-        for slot in slots where slot.latest > now - window {
-            requests += slot.requests
-            tokens += slot.tokens
+        // Saturating: a window written under an older bundle's larger limits must not trap.
+        for slot in slots where slot.latest > now.subtractingSaturating(window) {
+            requests = requests.addingSaturating(slot.requests)
+            tokens = tokens.addingSaturating(slot.tokens)
         }
         return (requests, tokens)
     }
 
     /// When the oldest counted slot stops counting, for "retry after".
     public func nextExpiry(at now: Int64, window: Int64) -> Int64? {
-        slots.first { $0.latest > now - window }.map { $0.latest + window }
+        slots.first { $0.latest > now.subtractingSaturating(window) }.map { $0.latest.addingSaturating(window) }
     }
 
     /// Records a hit and drops slots that no longer count.
     public mutating func record(at now: Int64, window: Int64, requests: Int64, tokens: Int64) {
-        slots.removeAll { $0.latest <= now - window }
+        slots.removeAll { $0.latest <= now.subtractingSaturating(window) }
         let width = max(1, window / RateWindow.slotsPerWindow)
         let start = now - ((now % width) + width) % width
         if let last = slots.indices.last, slots[last].start == start {
             slots[last].latest = max(slots[last].latest, now)
-            slots[last].requests += requests
-            slots[last].tokens += tokens
+            slots[last].requests = slots[last].requests.addingSaturating(requests)
+            slots[last].tokens = slots[last].tokens.addingSaturating(tokens)
         } else {
             slots.append(Slot(start: start, latest: now, requests: requests, tokens: tokens))
         }
@@ -184,5 +185,11 @@ extension Int64 {
     func addingSaturating(_ other: Int64) -> Int64 {
         let (sum, overflow) = addingReportingOverflow(other)
         return overflow ? .max : sum
+    }
+
+    /// Difference clamped at `Int64.min`, for window starts near the far past.
+    func subtractingSaturating(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        return overflow ? .min : difference
     }
 }

@@ -25,7 +25,7 @@ extension FilterContext {
         let retry = window.nextExpiry(at: now, window: limit.windowMilliseconds).map {
             "; retry in \(Duration.format(milliseconds: max(1, $0 - now)))"
         }
-        if let maxRequests = limit.requests, used.requests + 1 > maxRequests {
+        if let maxRequests = limit.requests, used.requests >= maxRequests {
             return .deny("\(maxRequests) requests per \(span) reached\(retry ?? "")")
         }
         if let maxTokens = limit.tokens, used.tokens.addingSaturating(tokens) > maxTokens {
