@@ -122,6 +122,7 @@ enum YAMLSourceReader {
     static func read(_ text: String) -> Result<SourceNode, SyntaxProblems> {
         // The parser holds the anchors strongly and nodes only weakly, so it stays alive until
         // the tree is converted; otherwise an anchored node would no longer show its anchor.
+        if let problem = nestingProblem(text) { return .failure(SyntaxProblems([problem])) }
         let parser: Parser
         let root: Node?
         do {
@@ -139,6 +140,99 @@ enum YAMLSourceReader {
         var problems: [SyntaxProblem] = []
         let node = withExtendedLifetime(parser) { convert(root, depth: 0, problems: &problems) }
         return problems.isEmpty ? .success(node) : .failure(SyntaxProblems(problems))
+    }
+
+    /// Refuses a document nested deeper than ``maxDepth`` before Yams sees it: Yams composes the
+    /// tree recursively, so `[[[[…` a million levels deep would overflow the stack rather than fail.
+    ///
+    /// The scan over-estimates depth cheaply, in one pass: open flow brackets, plus the indentation
+    /// levels open above the line, plus compact `- ` and `? ` indicators on it. Quoted scalars,
+    /// comments and block scalar (`|`, `>`) lines are skipped. A block level can hold at most two
+    /// nodes (a mapping and a sequence at the same indentation), so whatever passes is at most about
+    /// twice ``maxDepth`` deep for Yams, and ``convert(_:depth:problems:)`` then refuses it exactly.
+    static func nestingProblem(_ text: String) -> SyntaxProblem? {
+        let bytes = Array(text.utf8)
+        var indents: [Int] = []
+        var flowDepth = 0
+        var quote: UInt8? = nil
+        var blockScalarIndent: Int? = nil
+        var line = 1
+        var index = 0
+        while index < bytes.count {
+            let lineStart = index
+            var lineEnd = index
+            while lineEnd < bytes.count && bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            defer {
+                index = lineEnd + 1
+                line += 1
+            }
+            var column = lineStart
+            while column < lineEnd && bytes[column] == UInt8(ascii: " ") { column += 1 }
+            let indent = column - lineStart
+            let blank = column == lineEnd || bytes[column] == UInt8(ascii: "#") || bytes[column] == UInt8(ascii: "\r")
+            if let scalarIndent = blockScalarIndent {
+                if blank || indent > scalarIndent { continue }
+                blockScalarIndent = nil
+            }
+            if quote == nil && flowDepth == 0 && !blank {
+                while let last = indents.last, last >= indent { indents.removeLast() }
+                indents.append(indent)
+            }
+            var depth = indents.count + flowDepth
+            var atNodeStart = quote == nil
+            while column < lineEnd {
+                let byte = bytes[column]
+                column += 1
+                if let open = quote {
+                    if byte == UInt8(ascii: "\\") && open == UInt8(ascii: "\"") {
+                        column += 1
+                    } else if byte == open {
+                        if open == UInt8(ascii: "'") && column < lineEnd && bytes[column] == open {
+                            column += 1
+                        } else {
+                            quote = nil
+                        }
+                    }
+                    continue
+                }
+                let space = UInt8(ascii: " ")
+                let followedBySpace = column == lineEnd || bytes[column] == space
+                if byte == space || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") { continue }
+                if byte == UInt8(ascii: "#") && (column == lineStart + 1 || bytes[column - 2] == space) {
+                    column = lineEnd
+                    continue
+                }
+                if (byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'")) && atNodeStart {
+                    quote = byte
+                } else if (byte == UInt8(ascii: "[") || byte == UInt8(ascii: "{")) && (atNodeStart || flowDepth > 0) {
+                    flowDepth += 1
+                    depth += 1
+                    atNodeStart = true
+                    continue
+                } else if (byte == UInt8(ascii: "]") || byte == UInt8(ascii: "}")) && flowDepth > 0 {
+                    flowDepth -= 1
+                } else if (byte == UInt8(ascii: ",") || byte == UInt8(ascii: ":")) && flowDepth > 0 {
+                    atNodeStart = true
+                    continue
+                } else if (byte == UInt8(ascii: "-") || byte == UInt8(ascii: "?")) && followedBySpace && atNodeStart {
+                    depth += 1
+                    continue
+                } else if byte == UInt8(ascii: ":") && followedBySpace {
+                    atNodeStart = true
+                    continue
+                } else if (byte == UInt8(ascii: "|") || byte == UInt8(ascii: ">")) && atNodeStart && flowDepth == 0 {
+                    blockScalarIndent = indent
+                    column = lineEnd
+                    continue
+                }
+                atNodeStart = false
+            }
+            if depth > maxDepth {
+                return SyntaxProblem(
+                    mark: SourceMark(line: line, column: 1), message: "nested deeper than \(maxDepth) levels")
+            }
+        }
+        return nil
     }
 
     private static func mark(_ mark: Mark?) -> SourceMark {
