@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "QuorumPolicy", targets: ["QuorumPolicy"]),
         .library(name: "QuorumIdentity", targets: ["QuorumIdentity"]),
         .library(name: "QuorumProtocol", targets: ["QuorumProtocol"]),
+        .library(name: "QuorumNode", targets: ["QuorumNode"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
     ],
     dependencies: [
@@ -20,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -63,6 +68,17 @@ let package = Package(
             dependencies: ["QuorumCrypto"]
         ),
         .target(
+            name: "QuorumNode",
+            dependencies: [
+                "QuorumCrypto", "QuorumLog", "QuorumPolicy", "QuorumIdentity", "QuorumProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: ["QuorumCrypto"]
         ),
@@ -96,6 +112,10 @@ let package = Package(
         .testTarget(
             name: "QuorumProtocolTests",
             dependencies: ["QuorumProtocol", "QuorumTestKit"]
+        ),
+        .testTarget(
+            name: "QuorumNodeTests",
+            dependencies: ["QuorumNode", "QuorumIdentity", "QuorumProtocol", "QuorumTestKit"]
         ),
         .testTarget(
             name: "QuorumctlTests",

@@ -1,0 +1,4 @@
+import QuorumNode
+import Testing
+
+@Test func nodeModuleLinks() { _ = NodeRuntime.self }
