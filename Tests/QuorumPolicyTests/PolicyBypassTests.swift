@@ -157,4 +157,84 @@ struct PolicyBypassTests {
             }
         }
     }
+
+    @Test("A path in another case does not slip past a block or skip a conditional filter")
+    func pathCase() throws {
+        let endpoint = EndpointFilter(
+            allow: [try EndpointPattern("/v1/**")], block: [try EndpointPattern("/v1/admin/**")])
+        let condition = FilterCondition(methods: nil, endpoints: [try EndpointPattern("/v1/chat/*")])
+        let bundle = try policy([
+            Filter(id: "endpoints", kind: .endpoint(endpoint)), try capRule("$.max_tokens"),
+            Filter(id: "small", condition: condition, kind: .bodySize(maxBytes: 20)),
+        ])
+        #expect(call(bundle, target: "/openai/V1/Admin/keys").reason?.contains("blocked") == true)
+        // An allow pattern stays exact: /V1/... is not an allowed endpoint.
+        #expect(call(bundle, target: "/openai/V1/models", body: #"{"max_tokens":1}"#).decision == .deny)
+        let big = #"{"max_tokens":1,"padding":"xxxxxxxxxxxxxxxx"}"#
+        #expect(call(bundle, target: "/openai/v1/CHAT/completions", body: big).decision == .deny)
+    }
+
+    @Test(
+        "A method-override header or _method parameter is refused",
+        arguments: [
+            ("X-HTTP-Method-Override", ""), ("x-http-method", ""), ("X-Method-Override", ""),
+            ("", "_method=DELETE"), ("", "a=1&%5Fmethod=DELETE"), ("", "_METHOD=delete"),
+        ])
+    func methodOverride(header: String, query: String) throws {
+        let bundle = try policy([Filter(id: "post-only", kind: .method(try MethodSet(["POST"])))])
+        var headers = [HeaderField(name: "Content-Type", value: "application/json")]
+        if !header.isEmpty { headers.append(HeaderField(name: header, value: "DELETE")) }
+        let request = DecisionRequest(
+            requestID: "r", method: "POST", target: "/openai/v1/files" + (query.isEmpty ? "" : "?" + query),
+            headers: headers, body: Array("{}".utf8), clientAddress: "10.0.0.5", token: token().text)
+        let verdict = PolicyEngine(bundle: bundle).evaluate(request, state: PolicyState(), at: Date())
+        #expect(verdict.decision == .deny)
+        #expect(verdict.reason?.hasPrefix("path: method-override") == true, "\(verdict.reason ?? "")")
+    }
+
+    @Test("Per-client rate windows key the parsed address, and IPv6 clients by their /64")
+    func clientKeySpelling() throws {
+        let limit = RateLimitFilter(
+            requests: 1, tokens: nil, windowMilliseconds: 60_000, key: .client, tokenField: "token_cap")
+        let bundle = try policy([Filter(id: "per-client", kind: .rateLimit(limit))])
+        let engine = PolicyEngine(bundle: bundle)
+        let at = Date(timeIntervalSince1970: 1_795_780_800)
+        func evaluate(_ client: String, _ state: PolicyState) -> Verdict {
+            engine.evaluate(
+                DecisionRequest(
+                    requestID: "r", method: "POST", target: "/openai/v1/x", clientAddress: client, token: token().text),
+                state: state, at: at)
+        }
+        for (first, second) in [("::1", "0::1"), ("2001:db8::1", "2001:db8::ffff:1"), ("10.0.0.1", "10.0.0.1")] {
+            var state = PolicyState()
+            state.apply(evaluate(first, state).stateChanges)
+            #expect(evaluate(second, state).decision == .deny, "\(first) then \(second)")
+        }
+        var state = PolicyState()
+        state.apply(evaluate("2001:db8:0:1::1", state).stateChanges)
+        #expect(evaluate("2001:db8:0:2::1", state).decision == .allow)
+        #expect(evaluate("not-an-ip", PolicyState()).decision == .deny)
+    }
+
+    @Test("A node clock that went back a day cannot restart a daily budget from zero")
+    func budgetClockBackwards() throws {
+        let budget = BudgetFilter(perDay: 150, perMonth: nil, total: nil, timeZone: .gmt, cost: .perRequest(100))
+        let bundle = try policy([Filter(id: "daily", kind: .budget(budget))])
+        let engine = PolicyEngine(bundle: bundle)
+        let today = Date(timeIntervalSince1970: 1_795_780_800)
+        func evaluate(_ id: String, _ at: Date, _ state: PolicyState) -> Verdict {
+            engine.evaluate(
+                DecisionRequest(
+                    requestID: id, method: "POST", target: "/openai/v1/x", clientAddress: "10.0.0.5",
+                    token: token().text),
+                state: state, at: at)
+        }
+        var state = PolicyState()
+        state.apply(evaluate("a", today.addingTimeInterval(-86_400), state).stateChanges)
+        state.apply(evaluate("b", today, state).stateChanges)
+        let back = evaluate("c", today.addingTimeInterval(-86_400), state)
+        #expect(back.decision == .deny)
+        #expect(
+            back.reason?.contains("the clock reads day:2026-11-26 but the ledger already has day:2026-11-27") == true)
+    }
 }

@@ -10,13 +10,6 @@ public struct HeaderField: Sendable, Equatable, Hashable {
         self.name = name
         self.value = value
     }
-
-    /// Header names compare ASCII case-insensitively (RFC 9110 §5.1).
-    static func namesEqual(_ a: String, _ b: String) -> Bool {
-        a.utf8.elementsEqual(b.utf8) { x, y in
-            (x >= 0x41 && x <= 0x5A ? x | 0x20 : x) == (y >= 0x41 && y <= 0x5A ? y | 0x20 : y)
-        }
-    }
 }
 
 /// The canonical description of one agent call that the proxy sends to every node.
@@ -35,9 +28,9 @@ public struct DecisionRequest: Sendable, Equatable, CustomStringConvertible {
     /// Header fields in the order received.
     public var headers: [HeaderField]
     /// The body, or its first bytes when it was longer than the proxy forwards.
-    public var body: [UInt8]
+    public private(set) var body: [UInt8]
     /// The body's full length in bytes (at least `body.count`).
-    public var bodyLength: Int
+    public private(set) var bodyLength: Int
     /// The client's IP address as the proxy saw it.
     public var clientAddress: String
     /// The `lat_…` token the agent presented, or empty when it presented none.
@@ -63,7 +56,7 @@ public struct DecisionRequest: Sendable, Equatable, CustomStringConvertible {
 
     /// The values of header `name` (ASCII case-insensitive), in order.
     public func headerValues(_ name: String) -> [String] {
-        headers.filter { HeaderField.namesEqual($0.name, name) }.map(\.value)
+        headers.filter { $0.name.equalsIgnoringASCIICase(name) }.map(\.value)
     }
 
     /// The request without its token.

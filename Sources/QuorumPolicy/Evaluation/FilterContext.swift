@@ -53,7 +53,9 @@ struct FilterContext {
         {
             return "applies only to \(methods.listing); request is \(request.method)"
         }
-        if let endpoints = condition.endpoints, !endpoints.contains(where: { $0.matches(path) }) {
+        if let endpoints = condition.endpoints,
+            !endpoints.contains(where: { $0.matches(path, ignoringASCIICase: true) })
+        {
             return "applies only to \(endpoints.map(\.description).joined(separator: ", ")); path is \(path.value)"
         }
         return nil

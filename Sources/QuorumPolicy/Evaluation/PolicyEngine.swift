@@ -60,6 +60,11 @@ public struct PolicyEngine: Sendable {
         case .success(let parsed): target = parsed
         case .failure(let refusal): return run.deny(step: "path", "ambiguous request path refused: \(refusal)")
         }
+        if let override = PolicyEngine.methodOverride(in: request, query: target.query) {
+            return run.deny(
+                step: "path",
+                "\(override) refused: an upstream could run another method than the \(request.method) filters checked")
+        }
         run.pass(step: "path", target.path.value)
 
         if Mount.prefix(Mount.selfPath, covers: target.path.value) {
@@ -122,6 +127,26 @@ public struct PolicyEngine: Sendable {
             }
             return .settle(key: entry.key, requestID: reservation.requestID, at: now, actual: actual)
         }
+    }
+
+    /// Header fields and a query parameter that frameworks (Rails, Laravel, Express's
+    /// method-override, ASP.NET) read as the real method.
+    static let methodOverrideHeaders = ["x-http-method-override", "x-http-method", "x-method-override"]
+
+    /// The method-override header or `_method` query parameter the request carries, if any.
+    static func methodOverride(in request: DecisionRequest, query: String?) -> String? {
+        if let field = request.headers.first(where: { field in
+            methodOverrideHeaders.contains { field.name.equalsIgnoringASCIICase($0) }
+        }) {
+            return "method-override header \(field.name)"
+        }
+        guard let query else { return nil }
+        for parameter in query.split(separator: "&") {
+            let name = String(parameter.prefix { $0 != "=" }).replacingOccurrences(of: "%5F", with: "_")
+                .replacingOccurrences(of: "%5f", with: "_")
+            if name.equalsIgnoringASCIICase("_method") { return "method-override query parameter \(name)" }
+        }
+        return nil
     }
 
     static func milliseconds(_ instant: Date) -> Int64 {

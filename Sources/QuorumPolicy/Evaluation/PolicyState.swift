@@ -100,6 +100,16 @@ public struct BudgetLedger: Sendable, Equatable, Codable {
         return total
     }
 
+    /// The latest window of the same kind as `key` (`day:`, `month:`) the ledger holds, if any.
+    func latestWindow(like key: String) -> String? {
+        guard let colon = key.firstIndex(of: ":") else { return nil }
+        let kind = key[...colon]
+        let keys =
+            spent.keys.filter { $0.hasPrefix(kind) }
+            + reservations.values.flatMap(\.windows).filter { $0.hasPrefix(kind) }
+        return keys.max()
+    }
+
     /// Turns reservations older than ``reservationTimeout`` into spend.
     mutating func expireReservations(at now: Int64) {
         for (id, reservation) in reservations where reservation.at + BudgetLedger.reservationTimeout <= now {

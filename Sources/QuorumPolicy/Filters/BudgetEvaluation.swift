@@ -42,6 +42,12 @@ extension FilterContext {
         let ledger = state.budgetLedger(step.stateKey)
         let windows = budget.windows(at: instant)
         for window in windows {
+            // Day and month keys sort by date. A later window in the ledger means this node's
+            // clock has gone back; the spend of the window it points at may have been forgotten,
+            // so deny rather than count from zero.
+            if let later = ledger.latestWindow(like: window.key), later > window.key {
+                return .deny("\(window.name) budget: the clock reads \(window.key) but the ledger already has \(later)")
+            }
             let committed = ledger.committed(in: window.key)
             if committed.addingSaturating(amount) > window.cap {
                 let remaining = max(0, window.cap - committed)

@@ -10,7 +10,18 @@ extension FilterContext {
         switch limit.key {
         case .latch: key = step.stateKey
         case .mount: key = step.stateKey + "@" + mount.path
-        case .client: key = step.stateKey + "@" + request.clientAddress
+        case .client:
+            // One window per parsed address, so `::1` and `0::1` are one client; IPv6 clients by
+            // their /64, which one host can fill with addresses.
+            guard let address = try? IPAddress(request.clientAddress) else {
+                return .deny("client address '\(request.clientAddress)' is not an IP address")
+            }
+            let client: String =
+                switch address {
+                case .v4: address.description
+                case .v6(let high, _): "\(IPAddress.v6(high: high, low: 0))/64"
+                }
+            key = step.stateKey + "@" + client
         }
         var tokens: Int64 = 0
         if limit.tokens != nil {

@@ -9,7 +9,7 @@ extension FilterContext {
     }
 
     func checkEndpoint(_ endpoint: EndpointFilter) -> FilterResult {
-        if let blocked = endpoint.block.first(where: { $0.matches(path) }) {
+        if let blocked = endpoint.block.first(where: { $0.matches(path, ignoringASCIICase: true) }) {
             return .deny("\(path.value) is blocked by \(blocked)")
         }
         if endpoint.allow.isEmpty { return .pass("\(path.value) not blocked") }

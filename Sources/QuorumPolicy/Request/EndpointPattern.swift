@@ -62,10 +62,15 @@ public struct EndpointPattern: Sendable, Equatable, Hashable, CustomStringConver
     }
 
     /// Whether `path` matches the whole pattern (linear time, see `linearGlobMatches`).
-    public func matches(_ path: NormalisedPath) -> Bool {
+    ///
+    /// `ignoringASCIICase` is for matches that must err towards matching: a `block` pattern or a
+    /// filter condition. Some upstreams (Express, ASP.NET Core) route paths case-insensitively, so
+    /// `/V1/Admin` must not slip past a block on `/v1/admin/**`. `allow` patterns match exactly.
+    public func matches(_ path: NormalisedPath, ignoringASCIICase: Bool = false) -> Bool {
         let steps: [GlobStep<String>] = segments.map { segment in
             switch segment {
-            case .literal(let text): .one { $0 == text }
+            case .literal(let text):
+                ignoringASCIICase ? .one { $0.equalsIgnoringASCIICase(text) } : .one { $0 == text }
             case .anySegment: .one { _ in true }
             case .anySegments: .anyRun
             }

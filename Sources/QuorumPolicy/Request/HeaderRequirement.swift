@@ -141,7 +141,7 @@ public struct HeaderRequirement: Sendable, Equatable, Hashable {
     /// Checks the request's header fields, in the order received.
     public func check(_ fields: [(name: String, value: String)]) -> Outcome {
         var occurrence = 0
-        for field in fields where HeaderRequirement.lowercased(field.name) == name {
+        for field in fields where field.name.equalsIgnoringASCIICase(name) {
             if let pattern, !pattern.matches(field.value) { return .mismatched(occurrence: occurrence) }
             occurrence += 1
         }
