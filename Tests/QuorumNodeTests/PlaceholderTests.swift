@@ -1,4 +1,0 @@
-import QuorumNode
-import Testing
-
-@Test func nodeModuleLinks() { _ = NodeRuntime.self }

@@ -1,0 +1,368 @@
+import Foundation
+import QuorumIdentity
+import QuorumProtocol
+import Synchronization
+import Testing
+
+@testable import QuorumNode
+
+/// The mutual-TLS node transport on real sockets (127.0.0.1, port 0) with certificates issued in
+/// the test: who may connect, who may call what, and what a broken peer can and cannot disturb.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct TransportTests {
+    let cluster: TestCluster
+
+    init() throws { cluster = try TestCluster() }
+
+    // MARK: round trips
+
+    @Test("node 2 calls node 1: both sides see who the other is")
+    func roundTrip() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(.node(id: 1), logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            try await bounded {
+                let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                #expect(connection.peer == .node(id: 1))
+                let echo = try await connection.request(messageType: TestMessage.echo, payload: [0, 1, 2, 3])
+                #expect(echo.kind == .response)
+                #expect(echo.payload == [0, 1, 2, 3])
+                let whoAmI = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                #expect(String(decoding: whoAmI.payload, as: UTF8.self) == "quorum-latch://node/2")
+                await connection.close()
+            }
+        }
+    }
+
+    @Test("many concurrent requests on one connection each get their own answer")
+    func concurrentRequestsCorrelate() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            var configuration = try cluster.configuration(.node(id: 2))
+            configuration.maximumInFlightRequests = 16
+            let client = try NodeClient(configuration: configuration, logger: logs.logger)
+            try await bounded(30) {
+                let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                // The first byte is the server's delay, so answers come back out of order; the rest
+                // identify the request.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<300 {
+                        group.addTask {
+                            let payload = [UInt8(index % 7)] + withUnsafeBytes(of: UInt32(index).bigEndian, Array.init)
+                            let response = try await connection.request(
+                                messageType: TestMessage.echo, payload: payload, deadline: .seconds(20))
+                            #expect(response.payload == payload)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                await connection.close()
+            }
+        }
+    }
+
+    // MARK: who may connect and call
+
+    @Test("a proxy certificate is refused by a listener for nodes only")
+    func proxyRefusedWhereNodeRequired() async throws {
+        let logs = LogCapture()
+        let nodesOnly = AuthorizationPolicy(
+            connectionRoles: [.node], requestRoles: TestCluster.policy.requestRoles)
+        try await cluster.withServer(policy: nodesOnly, logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.proxy), logger: logs.logger)
+            let error = await transportError {
+                try await bounded {
+                    let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                    _ = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                }
+            }
+            #expect(error?.code == .connectionClosed || error?.code == .connectFailed)
+            #expect(await logs.waitFor("refused peer certificate", "unauthorized-role", "proxy"))
+            // A node is still welcome.
+            let node = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            try await bounded {
+                let connection = try await node.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                _ = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                await connection.close()
+            }
+        }
+    }
+
+    @Test("each call needs its role: a proxy cannot make a node call, a node cannot make an operator call")
+    func callsNeedTheirRole() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            let proxy = try NodeClient(configuration: cluster.configuration(.proxy), logger: logs.logger)
+            let node = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            let admin = try NodeClient(
+                configuration: cluster.configuration(.operator(name: "admin")), logger: logs.logger)
+            try await bounded {
+                let proxyConnection = try await proxy.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let refused = await transportError {
+                    _ = try await proxyConnection.request(messageType: TestMessage.echo, payload: [0])
+                }
+                #expect(refused?.code == .refusedByPeer)
+                #expect(refused?.response?.code == .unauthorized)
+                // The refusal is per call: the connection stays open for what a proxy may do.
+                let allowed = try await proxyConnection.request(messageType: TestMessage.whoAmI, payload: [])
+                #expect(String(decoding: allowed.payload, as: UTF8.self) == "quorum-latch://proxy")
+
+                let nodeConnection = try await node.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let notOperator = await transportError {
+                    _ = try await nodeConnection.request(messageType: TestMessage.operatorWhoAmI, payload: [])
+                }
+                #expect(notOperator?.response?.code == .unauthorized)
+
+                let adminConnection = try await admin.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let answer = try await adminConnection.request(messageType: TestMessage.operatorWhoAmI, payload: [])
+                #expect(String(decoding: answer.payload, as: UTF8.self) == "quorum-latch://operator/admin")
+                for connection in [proxyConnection, nodeConnection, adminConnection] { await connection.close() }
+            }
+            #expect(await logs.waitFor("refused request", "proxy certificate may not send message type 28673"))
+        }
+    }
+
+    @Test("dialling node 3 and reaching a certificate for node 2 is refused")
+    func dialledNodeMustMatch() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(.node(id: 2), logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 1)), logger: logs.logger)
+            let error = await transportError {
+                _ = try await bounded {
+                    try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 3))
+                }
+            }
+            #expect(error?.code == .identityMismatch)
+            #expect(error?.reason.contains("dialled node 3, but its certificate says node 2") == true)
+            #expect(await logs.waitFor("refused peer certificate", "identity-mismatch"))
+        }
+    }
+
+    @Test("a node that says in a frame that it is another node is refused and disconnected")
+    func frameClaimMustMatchCertificate() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            try await bounded {
+                let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let honest = try Heartbeat(
+                    nodeID: 2, bootEpoch: 1, sentAt: 0, groupKey: nil, bundleDigest: nil, peersSeen: [])
+                _ = try await connection.request(honest)
+                let forged = try Heartbeat(
+                    nodeID: 5, bootEpoch: 1, sentAt: 0, groupKey: nil, bundleDigest: nil, peersSeen: [])
+                let error = await transportError { _ = try await connection.request(forged) }
+                #expect(error?.code == .refusedByPeer || error?.code == .connectionClosed)
+                try await connection.channel.closeFuture.get()
+            }
+            #expect(await logs.waitFor("closing connection", "says it is from node 5", "node 2"))
+        }
+    }
+
+    // MARK: certificates refused
+
+    @Test("an expired client certificate is refused")
+    func expiredClientRefused() async throws {
+        let logs = LogCapture()
+        let cluster = try TestCluster(caIssuedDaysAgo: 30)
+        try await cluster.withServer(logs: logs) { _, port in
+            let expired = try cluster.configuration(.node(id: 2), issuedDaysAgo: 20, validityDays: 10)
+            let client = try NodeClient(configuration: expired, logger: logs.logger)
+            let error = await transportError {
+                try await bounded {
+                    let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                    _ = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                }
+            }
+            #expect(error != nil)
+            #expect(await logs.waitFor("refused peer certificate", "expired"))
+        }
+    }
+
+    @Test("an expired server certificate is refused by the client")
+    func expiredServerRefused() async throws {
+        let logs = LogCapture()
+        let cluster = try TestCluster(caIssuedDaysAgo: 30)
+        let expired = try cluster.configuration(.node(id: 1), issuedDaysAgo: 20, validityDays: 10)
+        try await cluster.withServer(configuration: expired, logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            let error = await transportError {
+                _ = try await bounded {
+                    try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                }
+            }
+            #expect(error?.code == .untrustedPeer)
+            #expect(error?.reason.contains("expired") == true)
+        }
+    }
+
+    @Test("a certificate from a foreign CA is refused, whichever side presents it")
+    func foreignCARefused() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            let outsider = try NodeClient(
+                configuration: cluster.foreignConfiguration(.node(id: 2)), logger: logs.logger)
+            let error = await transportError {
+                try await bounded {
+                    let connection = try await outsider.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                    _ = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                }
+            }
+            #expect(error != nil)
+            #expect(await logs.waitFor("refused peer certificate", "foreignCA"))
+        }
+        let foreignServer = try cluster.foreignConfiguration(.node(id: 1))
+        try await cluster.withServer(configuration: foreignServer, logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            let error = await transportError {
+                _ = try await bounded {
+                    try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                }
+            }
+            #expect(error?.code == .untrustedPeer)
+            #expect(error?.reason.contains("foreignCA") == true)
+        }
+    }
+
+    @Test("a client without a certificate is refused")
+    func clientWithoutCertificateRefused() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            var anonymous = try cluster.configuration(.node(id: 2))
+            anonymous.presentsClientCertificate = false
+            let client = try NodeClient(configuration: anonymous, logger: logs.logger)
+            let error = await transportError {
+                try await bounded {
+                    let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                    _ = try await connection.request(messageType: TestMessage.whoAmI, payload: [])
+                }
+            }
+            #expect(error != nil)
+            #expect(await logs.waitFor("TLS handshake failed"))
+        }
+    }
+
+    // MARK: broken frames
+
+    @Test("an oversized frame closes only its own connection")
+    func oversizedFrameClosesOnlyItsConnection() async throws {
+        try await brokenFrameClosesOnlyItsConnection(
+            bytes: lengthPrefix(UInt32(1 << 16) + 1) + [1, 1, 0, 0], expectedLog: "oversized")
+    }
+
+    @Test("a malformed frame closes only its own connection")
+    func malformedFrameClosesOnlyItsConnection() async throws {
+        // Length 16, then protocol version 9.
+        try await brokenFrameClosesOnlyItsConnection(
+            bytes: lengthPrefix(16) + [9, 1] + Array(repeating: 0, count: 14), expectedLog: "unsupported-version")
+    }
+
+    private func brokenFrameClosesOnlyItsConnection(bytes: [UInt8], expectedLog: String) async throws {
+        let logs = LogCapture()
+        var serverConfiguration = try cluster.configuration(.node(id: 1))
+        serverConfiguration.frameLimits = FrameLimits(maximumFrameLength: 1 << 16)
+        try await cluster.withServer(configuration: serverConfiguration, logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            try await bounded {
+                let good = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let bad = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                _ = try await bad.request(messageType: TestMessage.echo, payload: [0])
+                let waiting = Task { try await bad.request(messageType: TestMessage.slow, payload: []) }
+                try await bad.writeRaw(bytes)
+                try await bad.channel.closeFuture.get()
+                let error = await transportError { _ = try await waiting.value }
+                #expect(error?.code == .connectionClosed)
+                let echo = try await good.request(messageType: TestMessage.echo, payload: [0, 42])
+                #expect(echo.payload == [0, 42])
+                await good.close()
+            }
+            #expect(await logs.waitFor("closing connection: malformed frame", expectedLog))
+        }
+    }
+
+    @Test("a frame larger than the limit is not sent")
+    func oversizedRequestNotSent() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            var configuration = try cluster.configuration(.node(id: 2))
+            configuration.frameLimits = FrameLimits(maximumFrameLength: 1024)
+            let client = try NodeClient(configuration: configuration, logger: logs.logger)
+            try await bounded {
+                let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let error = await transportError {
+                    _ = try await connection.request(
+                        messageType: TestMessage.echo, payload: Array(repeating: 0, count: 2000))
+                }
+                #expect(error?.code == .frameTooLarge)
+                #expect(connection.isActive)
+                await connection.close()
+            }
+        }
+    }
+
+    // MARK: deadlines
+
+    @Test("a request past its deadline fails clearly, and its late answer is dropped")
+    func deadlineExpiry() async throws {
+        let logs = LogCapture()
+        try await cluster.withServer(logs: logs) { _, port in
+            let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+            try await bounded {
+                let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
+                let start = ContinuousClock.now
+                let error = await transportError {
+                    _ = try await connection.request(
+                        messageType: TestMessage.slow, payload: [], deadline: .milliseconds(200))
+                }
+                let elapsed = ContinuousClock.now - start
+                #expect(error?.code == .deadlineExceeded)
+                #expect(error?.reason.contains("no answer within") == true)
+                #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(3))
+                // The server's own deadline-exceeded answer arrives after the client gave up and is
+                // dropped; the connection carries on.
+                let echo = try await connection.request(messageType: TestMessage.echo, payload: [100, 7])
+                #expect(echo.payload == [100, 7])
+                await connection.close()
+            }
+            #expect(await logs.waitFor("request expired"))
+        }
+    }
+
+    // MARK: reconnecting
+
+    @Test("backoff doubles from its initial delay up to its cap, then gives up")
+    func backoffDelays() {
+        var backoff = ReconnectBackoff(
+            initial: .milliseconds(100), maximum: .milliseconds(500), multiplier: 2, maximumAttempts: 6)
+        var delays: [Duration] = []
+        while let delay = backoff.nextDelay() { delays.append(delay) }
+        #expect(delays == [100, 200, 400, 500, 500, 500].map { .milliseconds($0) })
+        backoff.reset()
+        #expect(backoff.nextDelay() == .milliseconds(100))
+    }
+
+    @Test("connect retries with backoff, sleeping on the given clock, and reports the last failure")
+    func connectRetriesWithBackoff() async throws {
+        let logs = LogCapture()
+        let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
+        // A port nothing listens on: bind a server, note its port, stop it.
+        let port = try await cluster.withServer(logs: logs) { _, port in port }
+        let slept = SleepRecorder()
+        let error = await transportError {
+            _ = try await bounded {
+                try await client.connect(
+                    host: "127.0.0.1", port: port, expecting: .node(id: 1),
+                    backoff: ReconnectBackoff(initial: .milliseconds(50), maximum: .seconds(1), maximumAttempts: 3),
+                    sleep: { slept.record($0) })
+            }
+        }
+        #expect(error?.code == .connectFailed)
+        #expect(slept.delays == [.milliseconds(50), .milliseconds(100), .milliseconds(200)])
+    }
+}
+
+/// A fake sleep: records the delays asked for and returns at once.
+final class SleepRecorder: Sendable {
+    private let recorded = Mutex<[Duration]>([])
+    func record(_ delay: Duration) { recorded.withLock { $0.append(delay) } }
+    var delays: [Duration] { recorded.withLock { $0 } }
+}
