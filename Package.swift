@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "QuorumProtocol", targets: ["QuorumProtocol"]),
         .library(name: "QuorumNode", targets: ["QuorumNode"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
+        .executable(name: "quorumd", targets: ["quorumd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -78,6 +81,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -91,7 +96,19 @@ let package = Package(
                 "QuorumLog",
                 "QuorumPolicy",
                 "QuorumIdentity",
+                "QuorumProtocol",
+                "QuorumNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "quorumd",
+            dependencies: [
+                "QuorumNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -124,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumctlTests",
-            dependencies: ["QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "CSodium"]
+            dependencies: ["QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "CSodium"]
         ),
     ]
 )

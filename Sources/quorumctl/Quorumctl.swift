@@ -12,11 +12,12 @@ struct Quorumctl: ParsableCommand {
         commandName: "quorumctl",
         abstract: "Operate and audit a Quorum Latch cluster.",
         discussion: """
-            Exit status: 0 success, 1 a signature that does not verify or a denied request (policy eval), 2 bad
+            Exit status: 0 success, 1 a signature that does not verify, a denied request (policy eval) or an unreachable node (status), 2 bad
             input or a refusal.
             """,
         subcommands: [
             Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self, Certs.self,
+            Status.self,
         ]
     )
 

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QuorumIdentity
+import QuorumNode
+import QuorumProtocol
+
+/// `quorumctl status`: asks every node of the cluster for its public facts.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask every node for its status and print a table.",
+        discussion: """
+            Connects to each node of --cluster (a TOML file of [[nodes]] with id and address) over mutual TLS \
+            with an operator certificate, sends a StatusRequest and prints one row per node: up or unreachable, \
+            boot epoch, whether a key ceremony has completed, the group key, the policy bundle digest and the \
+            peers the node hears from. Exit status: 0 when every node answered, 1 when any is unreachable or \
+            refused (the reasons follow the table on stderr), 2 bad input.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The cluster file: [[nodes]] id = N, address = \"host:port\".", valueName: "file"))
+    var cluster: String
+
+    @Option(
+        help: ArgumentHelp("A `certs init` directory: uses operator.pem, operator.key and ca.pem.", valueName: "dir"))
+    var certsDir: String?
+
+    @Option(help: ArgumentHelp("The operator certificate (overrides --certs-dir).", valueName: "file"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("The operator certificate's private key (overrides --certs-dir).", valueName: "file"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("The cluster CA certificate (overrides --certs-dir).", valueName: "file"))
+    var ca: String?
+
+    @Option(help: "Seconds to wait for each node (connect, handshake and answer).")
+    var timeout: Int = 5
+
+    func run() throws {
+        guard (1...300).contains(timeout) else { throw CLIError("--timeout \(timeout): must be 1-300 seconds") }
+        let directory = certsDir.map(CertificateDirectory.init)
+        func pick(_ flag: String, _ value: String?, _ fallback: String) throws -> String {
+            if let value { return value }
+            if let directory { return directory.path + "/" + fallback }
+            throw CLIError("\(flag) is required unless --certs-dir names a directory holding \(fallback)")
+        }
+        let certPath = try pick("--cert", cert, "operator.pem")
+        let keyPath = try pick("--key", key, "operator.key")
+        let caPath = try pick("--ca", ca, "ca.pem")
+        let clusterFile: ClusterFile
+        do { clusterFile = try ClusterFile.load(path: cluster) } catch { throw CLIError(error.description) }
+        var transport: TransportConfiguration
+        do {
+            transport = try TransportConfiguration.make(
+                certificatePath: certPath, privateKeyPath: keyPath, clusterCAPath: caPath)
+        } catch {
+            throw CLIError("\(error.peer): \(error.reason)")
+        }
+        guard transport.identity.role == .operator else {
+            throw CLIError(
+                "\(certPath): is the certificate of \(transport.identity); status needs an operator certificate")
+        }
+        let limit = Duration.seconds(timeout)
+        transport.connectTimeout = limit
+        transport.handshakeTimeout = limit
+        transport.defaultRequestDeadline = limit
+        // The transport logs at warning and above; status reports failures itself.
+        var logger = Logger(label: "quorumctl.status")
+        logger.logLevel = .critical
+        let client: NodeClient
+        do { client = try NodeClient(configuration: transport, logger: logger) } catch {
+            throw CLIError("\(error.peer): \(error.reason)")
+        }
+        let entries = Blocking.wait { await ClusterStatus.query(clusterFile, client: client, timeout: limit) }
+        Output.line(StatusTable.render(entries))
+        var unreachable = 0
+        for entry in entries {
+            if case .failure(let error) = entry.result {
+                unreachable += 1
+                Output.error("node \(entry.node.id) at \(entry.node.address): \(error.code.rawValue): \(error.reason)")
+            }
+        }
+        if unreachable > 0 { throw ExitCode(1) }
+    }
+}
+
+/// The status table: one row per node.
+enum StatusTable {
+    static let header = ["NODE", "ADDRESS", "STATE", "BOOT EPOCH", "KEY", "GROUP KEY", "BUNDLE", "PEERS UP"]
+
+    static func render(_ entries: [ClusterStatus.Entry]) -> String {
+        var rows = [header]
+        for entry in entries {
+            switch entry.result {
+            case .success(let status):
+                let up = status.peers.filter(\.isUp).map { String($0.nodeID) }
+                let down = status.peers.filter { !$0.isUp }.map { String($0.nodeID) }
+                var peers = up.isEmpty ? "none" : up.joined(separator: ",")
+                if !down.isEmpty { peers += " (down: \(down.joined(separator: ",")))" }
+                rows.append([
+                    "\(status.nodeID)", "\(entry.node.address)", "up", hex(status.bootEpoch),
+                    status.hasKey ? "yes" : "no", status.groupKeyHex ?? "-", status.bundleDigest ?? "-", peers,
+                ])
+            case .failure:
+                rows.append(["\(entry.node.id)", "\(entry.node.address)", "unreachable", "-", "-", "-", "-", "-"])
+            }
+        }
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// Runs async work from a synchronous command and waits for it: the main thread blocks on a
+/// semaphore, never a thread of the cooperative pool.
+enum Blocking {
+    private final class Box<T>: @unchecked Sendable {
+        // @unchecked Sendable: written once by the task before the semaphore is signalled, read
+        // after the wait.
+        var value: T?
+    }
+
+    static func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+        let box = Box<T>()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            box.value = await body()
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
+}

@@ -1,0 +1,115 @@
+import Testing
+
+@testable import QuorumNode
+
+/// `quorumd`'s TOML configuration: a good file parses, and each bad one is refused naming the
+/// file, the key and what would be valid.
+@Suite struct NodeConfigurationTests {
+    static let good = """
+        node_id = 1
+        listen = "127.0.0.1:7101"
+        data_dir = "data/node-1"
+
+        [tls]
+        certificate = "certs/node-1.pem"
+        private_key = "certs/node-1.key"
+        cluster_ca = "/etc/quorum/ca.pem"
+
+        [[peers]]
+        id = 3
+        address = "127.0.0.1:7103"
+
+        [[peers]]
+        id = 2
+        address = "[::1]:7102"
+        """
+
+    func parse(_ text: String) throws(NodeConfigurationError) -> NodeConfiguration {
+        try NodeConfiguration.parse(text, file: "node.toml", baseDirectory: "/srv/quorum")
+    }
+
+    func refusal(_ text: String) -> NodeConfigurationError? {
+        do {
+            _ = try parse(text)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("a complete file: paths resolved from the file's directory, peers sorted")
+    func good() throws {
+        let config = try parse(Self.good)
+        #expect(config.nodeID == 1)
+        #expect(config.listen == NodeAddress(host: "127.0.0.1", port: 7101))
+        #expect(config.dataDirectory == "/srv/quorum/data/node-1")
+        #expect(config.certificatePath == "/srv/quorum/certs/node-1.pem")
+        #expect(config.privateKeyPath == "/srv/quorum/certs/node-1.key")
+        #expect(config.clusterCAPath == "/etc/quorum/ca.pem")
+        #expect(config.peers.map(\.id) == [2, 3])
+        #expect(config.peers[0].address == NodeAddress(host: "::1", port: 7102))
+        #expect(config.heartbeatInterval == .milliseconds(500))
+        #expect(config.peerTimeout == .seconds(3))
+    }
+
+    @Test("membership timings are optional and checked")
+    func timings() throws {
+        let config = try parse(Self.good + "\n[membership]\nheartbeat_interval_ms = 100\npeer_timeout_ms = 900\n")
+        #expect(config.heartbeatInterval == .milliseconds(100))
+        #expect(config.peerTimeout == .milliseconds(900))
+        let flapping = refusal(Self.good + "\n[membership]\nheartbeat_interval_ms = 1000\npeer_timeout_ms = 900\n")
+        #expect(flapping?.key == "membership.peer_timeout_ms")
+    }
+
+    @Test(
+        "each bad file names the key and what is valid",
+        arguments: [
+            ("node_id = 1", "node_id = 0", "node_id", "1-65535"),
+            ("node_id = 1", "node_id = \"one\"", "node_id", "integer 1-65535"),
+            ("node_id = 1\n", "", "node_id", "missing"),
+            ("listen = \"127.0.0.1:7101\"", "listen = \"127.0.0.1\"", "listen", "host:port"),
+            ("listen = \"127.0.0.1:7101\"", "listen = \"127.0.0.1:70000\"", "listen", "0-65535"),
+            ("data_dir = \"data/node-1\"", "data_dir = \"\"", "data_dir", "is empty"),
+            ("private_key = \"certs/node-1.key\"", "", "tls.private_key", "missing"),
+            ("cluster_ca = \"/etc/quorum/ca.pem\"", "cluster_ca = 3", "tls.cluster_ca", "path string"),
+            ("id = 3", "id = 1", "peers[1].id", "own node_id"),
+            ("id = 3", "id = 2", "peers[2].id", "listed twice"),
+            ("address = \"127.0.0.1:7103\"", "address = \"127.0.0.1:0\"", "peers[1].address", "1-65535"),
+            ("data_dir", "datadir", "datadir", "valid keys here are node_id, listen, data_dir"),
+            ("id = 3", "id = 3\nhost = \"x\"", "peers[1].host", "valid keys here are id, address"),
+        ])
+    func refused(replacing: String, with: String, key: String, hint: String) throws {
+        let text = Self.good.replacingOccurrences(of: replacing, with: with)
+        let error = try #require(refusal(text), "accepted: \(text)")
+        #expect(error.file == "node.toml")
+        #expect(error.key == key, "\(error)")
+        #expect(error.description.contains(hint), "\(error)")
+        #expect(error.description.hasPrefix("node.toml: \(key): "), "\(error)")
+    }
+
+    @Test("not TOML at all: the line is named")
+    func syntax() {
+        let error = refusal("node_id = = 1")
+        #expect(error?.key == "")
+        #expect(
+            error?.description.hasPrefix("node.toml: not valid TOML at line 1") == true, "\(String(describing: error))")
+    }
+
+    @Test("a missing file is named")
+    func missing() {
+        #expect(throws: NodeConfigurationError.self) { try NodeConfiguration.load(path: "/nonexistent/node.toml") }
+    }
+
+    @Test("cluster files: nodes sorted, duplicates and unknown keys refused")
+    func clusterFile() throws {
+        let cluster = try ClusterFile.parse(
+            "[[nodes]]\nid = 2\naddress = \"127.0.0.1:2\"\n[[nodes]]\nid = 1\naddress = \"localhost:1\"\n",
+            file: "c.toml")
+        #expect(cluster.nodes.map(\.id) == [1, 2])
+        #expect(throws: NodeConfigurationError.self) {
+            try ClusterFile.parse(
+                "[[nodes]]\nid = 1\naddress = \"a:1\"\n[[nodes]]\nid = 1\naddress = \"b:1\"\n", file: "c")
+        }
+        #expect(throws: NodeConfigurationError.self) { try ClusterFile.parse("peers = 1", file: "c") }
+    }
+}
