@@ -188,4 +188,40 @@ struct QuorumdStatusTests {
             }
         }
     }
+
+    @Test("a config whose node id is not the certificate's, and status with a node certificate: one line, exit 2")
+    func refusals() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.quorumd.path), "no quorumd at \(Self.quorumd.path)")
+        try await Workspace.with { ws in
+            let init_ = try await ws.quorumctl("certs", "init", "--nodes", "2", "--out", ws.path("certs"))
+            try #require(init_.status == 0, "\(init_)")
+            try ws.write(
+                "node.toml",
+                """
+                node_id = 2
+                listen = "127.0.0.1:0"
+                data_dir = "data"
+
+                [tls]
+                certificate = "certs/node-1.pem"
+                private_key = "certs/node-1.key"
+                cluster_ca = "certs/ca.pem"
+                """)
+            let daemon = try await TestKit.run(Self.quorumd, ["--config", ws.path("node.toml")], timeout: .seconds(30))
+            #expect(daemon.status == 2, "\(daemon)")
+            #expect(daemon.stderrLines.count == 1, "\(daemon)")
+            #expect(
+                daemon.stderr.hasPrefix("quorumd: error: \(ws.path("node.toml")): tls.certificate: "), "\(daemon)")
+            #expect(daemon.stderr.contains("is the certificate of node 1, but node_id is 2"), "\(daemon)")
+
+            try ws.write("cluster.toml", "[[nodes]]\nid = 1\naddress = \"127.0.0.1:1\"\n")
+            let status = try await ws.quorumctl(
+                "status", "--cluster", ws.path("cluster.toml"), "--cert", ws.path("certs/node-2.pem"), "--key",
+                ws.path("certs/node-2.key"), "--ca", ws.path("certs/ca.pem"))
+            #expect(status.status == 2, "\(status)")
+            #expect(isOneLineError(status), "\(status)")
+            #expect(status.stderr.contains("status needs an operator certificate"), "\(status)")
+        }
+    }
 }
