@@ -29,7 +29,7 @@ final class LogCapture: Sendable {
 
     /// Whether some line contains every one of `parts`, waiting up to `seconds` for it to appear
     /// (the server logs from its event loop while the client has already moved on).
-    func waitFor(_ parts: String..., seconds: Double = 5) async -> Bool {
+    func waitFor(_ parts: String..., seconds: Double = 30) async -> Bool {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < end {
             if all.contains(where: { line in parts.allSatisfy { line.contains($0) } }) { return true }
@@ -78,9 +78,11 @@ struct TestCluster {
         let issued = try ca.issue(
             LeafRequest(identity: identity, validityDays: validityDays), now: Date() - issuedDaysAgo * 86400)
         var configuration = try TransportConfiguration.make(issued: issued, clusterCA: ca.certificate)
-        configuration.handshakeTimeout = .seconds(5)
-        configuration.connectTimeout = .seconds(5)
-        configuration.defaultRequestDeadline = .seconds(5)
+        // Generous: the suite runs beside CPU-heavy suites on a 2-core machine, and certificate
+        // verification waits for a thread of the shared pool. Tests of expiry set their own.
+        configuration.handshakeTimeout = .seconds(30)
+        configuration.connectTimeout = .seconds(30)
+        configuration.defaultRequestDeadline = .seconds(30)
         return configuration
     }
 

@@ -316,7 +316,7 @@ struct TransportTests {
                 let elapsed = ContinuousClock.now - start
                 #expect(error?.code == .deadlineExceeded)
                 #expect(error?.reason.contains("no answer within") == true)
-                #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(3))
+                #expect(elapsed >= .milliseconds(200) && elapsed < .seconds(10))
                 // The server's own deadline-exceeded answer arrives after the client gave up and is
                 // dropped; the connection carries on.
                 let echo = try await connection.request(messageType: TestMessage.echo, payload: [100, 7])
