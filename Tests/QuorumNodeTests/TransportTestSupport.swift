@@ -151,8 +151,10 @@ struct TestCluster {
 }
 
 /// Runs `body`, failing if it takes longer than `seconds`: every wait in these tests is bounded.
+/// The default is generous because CPU-bound suites running beside this one can hold both threads
+/// of the shared pool for seconds, and certificate verification needs one of them.
 func bounded<T: Sendable>(
-    _ seconds: Double = 10, _ body: @escaping @Sendable () async throws -> T
+    _ seconds: Double = 60, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }

@@ -41,7 +41,7 @@ struct TransportTests {
             var configuration = try cluster.configuration(.node(id: 2))
             configuration.maximumInFlightRequests = 16
             let client = try NodeClient(configuration: configuration, logger: logs.logger)
-            try await bounded(30) {
+            try await bounded {
                 let connection = try await client.connect(host: "127.0.0.1", port: port, expecting: .node(id: 1))
                 // The first byte is the server's delay, so answers come back out of order; the rest
                 // identify the request.
