@@ -16,9 +16,9 @@ import CRocksDB
 /// threads without external locking, for reads and writes alike. Every pointer held here is set in
 /// `init`, never reassigned, and released only in `deinit`, when no other reference can exist; the
 /// read and write option objects are never mutated after `init`, and RocksDB only reads them.
-final class RocksDB: @unchecked Sendable {
+public final class RocksDB: @unchecked Sendable {
     /// The database directory.
-    let path: String
+    public let path: String
     private let db: OpaquePointer
     private let options: OpaquePointer
     private let readOptions: OpaquePointer
@@ -30,17 +30,17 @@ final class RocksDB: @unchecked Sendable {
     private let familyHandles: [OpaquePointer]
 
     /// How one column family is tuned for what is stored in it. Only performance depends on it.
-    struct FamilyOptions: Sendable {
+    public struct FamilyOptions: Sendable {
         /// Every key is this long and is looked up whole (the dedup family's leaf hashes, random
         /// and never scanned on the hot path). The memtable is then a hash table over whole keys:
         /// inserting or finding a key costs a bucket, not a skip-list search through random
         /// positions. Scans still see every key in order (RocksDB sorts the memtable for them).
-        var hashedKeyLength: Int?
+        public var hashedKeyLength: Int?
         /// The values compress (entries may); hashes do not, and trying costs every flush and
         /// compaction time for nothing.
-        var compressible = true
+        public var compressible = true
 
-        init(hashedKeyLength: Int? = nil, compressible: Bool = true) {
+        public init(hashedKeyLength: Int? = nil, compressible: Bool = true) {
             self.hashedKeyLength = hashedKeyLength
             self.compressible = compressible
         }
@@ -51,7 +51,7 @@ final class RocksDB: @unchecked Sendable {
     /// With `readOnly`, nothing in the directory is changed (no write-ahead-log replay to disk, no
     /// new files), the database must exist with every family, and a process that holds it open
     /// for writing does not prevent the open; writes then fail.
-    init(
+    public init(
         path: String, columnFamilies: [String], familyOptions: [String: FamilyOptions] = [:], readOnly: Bool = false
     ) throws {
         self.path = path
@@ -148,7 +148,7 @@ final class RocksDB: @unchecked Sendable {
     /// An open then reports why, or creates the database. A caller checks the families first
     /// because a read-write open creates the missing ones, and a read-only open fails with only
     /// RocksDB's "Column family not found".
-    static func columnFamilies(at path: String) -> [String]? {
+    public static func columnFamilies(at path: String) -> [String]? {
         let options = rocksdb_options_create()!
         defer { rocksdb_options_destroy(options) }
         var count = 0
@@ -169,7 +169,7 @@ final class RocksDB: @unchecked Sendable {
     }
 
     /// The value stored under `key` in `family`, or nil when there is none.
-    func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
+    public func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
         let handle = try self.handle(family)
         var error: UnsafeMutablePointer<CChar>?
         // Pinned: the value is copied once, out of the block cache or memtable, not twice.
@@ -189,7 +189,7 @@ final class RocksDB: @unchecked Sendable {
     /// The values stored under `keys` in `family` (nil where there is none), looked up together.
     /// `keys` must be in ascending byte order: RocksDB then batches the lookups in each memtable
     /// and table file instead of searching once per key.
-    func multiGet(_ family: String, sortedKeys keys: [[UInt8]]) throws -> [[UInt8]?] {
+    public func multiGet(_ family: String, sortedKeys keys: [[UInt8]]) throws -> [[UInt8]?] {
         guard !keys.isEmpty else { return [] }
         let handle = try self.handle(family)
         var values = [OpaquePointer?](repeating: nil, count: keys.count)
@@ -235,7 +235,7 @@ final class RocksDB: @unchecked Sendable {
     /// Applies every operation of `batch` atomically and durably (`sync`): all or nothing, on disk
     /// on return. Operations reach each family's memtable in the order they were added: keys of one
     /// family added in ascending order insert next to each other, the cheapest case for its skip list.
-    func write(_ batch: WriteBatch) throws {
+    public func write(_ batch: WriteBatch) throws {
         let raw = rocksdb_writebatch_create()!
         defer { rocksdb_writebatch_destroy(raw) }
         var lastFamily = ""
@@ -267,7 +267,7 @@ final class RocksDB: @unchecked Sendable {
 
     /// Calls `body` with each key and value of `family` in key order, from the first key ≥ `from`
     /// up to (excluding) `until` when given; `body` returns false to stop early.
-    func scan(
+    public func scan(
         _ family: String, from: [UInt8] = [], until: [UInt8]? = nil,
         _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
     ) throws {
@@ -293,7 +293,7 @@ final class RocksDB: @unchecked Sendable {
     }
 
     /// Calls `body` with each key and value of `family` whose key starts with `prefix`.
-    func scan(
+    public func scan(
         _ family: String, prefix: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
     ) throws {
         try scan(family, from: prefix) { key, value in
@@ -318,31 +318,31 @@ final class RocksDB: @unchecked Sendable {
 }
 
 /// Puts and deletes to apply together: ``RocksDB/write(_:)`` applies all of them atomically or none.
-struct WriteBatch: Sendable {
-    struct Operation: Sendable {
-        let family: String
-        let key: [UInt8]
+public struct WriteBatch: Sendable {
+    public struct Operation: Sendable {
+        public let family: String
+        public let key: [UInt8]
         /// The value to put; nil deletes the key.
-        let value: [UInt8]?
+        public let value: [UInt8]?
     }
 
-    private(set) var operations: [Operation] = []
+    public private(set) var operations: [Operation] = []
 
-    init() {}
+    public init() {}
 
     /// Adds a put of `value` under `key` in column family `family`; a later put of the same key wins.
-    mutating func put(_ family: String, _ key: [UInt8], _ value: [UInt8]) {
+    public mutating func put(_ family: String, _ key: [UInt8], _ value: [UInt8]) {
         operations.append(Operation(family: family, key: key, value: value))
     }
 
     /// Adds a delete of `key` in column family `family`.
-    mutating func delete(_ family: String, _ key: [UInt8]) {
+    public mutating func delete(_ family: String, _ key: [UInt8]) {
         operations.append(Operation(family: family, key: key, value: nil))
     }
 
     /// Reserves room for `count` more operations.
-    mutating func reserve(_ count: Int) { operations.reserveCapacity(operations.count + count) }
+    public mutating func reserve(_ count: Int) { operations.reserveCapacity(operations.count + count) }
 
     /// Number of operations collected.
-    var count: Int { operations.count }
+    public var count: Int { operations.count }
 }

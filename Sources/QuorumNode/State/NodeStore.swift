@@ -1,0 +1,130 @@
+import Foundation
+import QuorumLog
+
+/// A node's persistent state in RocksDB under `<data_dir>/state` (DESIGN.md §2): what must outlive
+/// the process but is not a key share (those are files, see ``NodeKeyStore``) and not the audit
+/// log. Built on QuorumLog's ``RocksDB`` wrapper, so there is one RocksDB binding in the project.
+///
+/// Every write is one atomic, synced batch: on disk before ``write(_:)`` returns, all or nothing
+/// after a crash.
+public final class NodeStore: Sendable {
+    /// The column families and what each holds.
+    public enum Family: String, Sendable, CaseIterable {
+        /// The store's format record and small node facts.
+        case meta
+        /// Request id → the decision this node signed for it (the signing service's retention).
+        case decisions
+        /// Ceremony progress that must survive a restart (pending and completed ceremonies).
+        case ceremony
+    }
+
+    /// One put or delete of a ``write(_:)``.
+    public struct Change: Sendable {
+        let family: Family
+        let key: [UInt8]
+        let value: [UInt8]?
+
+        /// Stores `value` under `key` in `family`.
+        public static func put(_ family: Family, _ key: [UInt8], _ value: [UInt8]) -> Change {
+            Change(family: family, key: key, value: value)
+        }
+
+        /// Removes `key` from `family`.
+        public static func delete(_ family: Family, _ key: [UInt8]) -> Change {
+            Change(family: family, key: key, value: nil)
+        }
+    }
+
+    /// The layout this build writes and reads, recorded under `meta/format`.
+    public static let format = "quorum-node-state 1"
+    static let formatKey = Array("format".utf8)
+
+    /// The database directory.
+    public let path: String
+    private let database: RocksDB
+
+    /// Opens (creating on first use) the store in `<dataDirectory>/state`.
+    ///
+    /// - Throws: ``NodeStoreError`` naming the directory when RocksDB cannot open it, or when it
+    ///   holds a store of another format (it is then left as it was).
+    public init(dataDirectory: String) throws(NodeStoreError) {
+        path = (dataDirectory as NSString).appendingPathComponent("state")
+        let names = Family.allCases.map(\.rawValue)
+        if let existing = RocksDB.columnFamilies(at: path) {
+            let missing = names.filter { !existing.contains($0) }
+            if !missing.isEmpty {
+                throw NodeStoreError(
+                    path: path,
+                    "is not a node state store of this version (missing column families \(missing.joined(separator: ", "))); "
+                        + "move it aside or point data_dir elsewhere")
+            }
+        }
+        do { database = try RocksDB(path: path, columnFamilies: names) } catch {
+            throw NodeStoreError(path: path, "cannot open: \(error)")
+        }
+        let recorded: [UInt8]?
+        do { recorded = try database.get(Family.meta.rawValue, Self.formatKey) } catch {
+            throw NodeStoreError(path: path, "cannot read the format record: \(error)")
+        }
+        switch recorded {
+        case nil:
+            try write([.put(.meta, Self.formatKey, Array(Self.format.utf8))])
+        case let bytes? where bytes == Array(Self.format.utf8):
+            break
+        case let bytes?:
+            throw NodeStoreError(
+                path: path,
+                "holds format \"\(String(decoding: bytes, as: UTF8.self))\"; this build reads \"\(Self.format)\"")
+        }
+    }
+
+    /// The value under `key` in `family`, or nil.
+    public func get(_ family: Family, _ key: [UInt8]) throws(NodeStoreError) -> [UInt8]? {
+        do { return try database.get(family.rawValue, key) } catch {
+            throw NodeStoreError(path: path, "cannot read \(family.rawValue): \(error)")
+        }
+    }
+
+    /// Applies `changes` atomically and durably.
+    public func write(_ changes: [Change]) throws(NodeStoreError) {
+        var batch = WriteBatch()
+        for change in changes {
+            if let value = change.value {
+                batch.put(change.family.rawValue, change.key, value)
+            } else {
+                batch.delete(change.family.rawValue, change.key)
+            }
+        }
+        do { try database.write(batch) } catch {
+            throw NodeStoreError(path: path, "cannot write: \(error)")
+        }
+    }
+
+    /// Calls `body` with each key and value in `family` whose key starts with `prefix`, in key
+    /// order, until it returns false.
+    public func scan(
+        _ family: Family, prefix: [UInt8] = [], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
+    ) throws(NodeStoreError) {
+        do { try database.scan(family.rawValue, prefix: prefix, body) } catch let error as NodeStoreError {
+            throw error
+        } catch {
+            throw NodeStoreError(path: path, "cannot scan \(family.rawValue): \(error)")
+        }
+    }
+}
+
+/// Why the node's state store refused an operation; names the store's directory.
+public struct NodeStoreError: Error, Sendable, CustomStringConvertible {
+    /// The store directory.
+    public let path: String
+    /// What went wrong.
+    public let reason: String
+
+    init(path: String, _ reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    /// `node state <path>: <reason>`.
+    public var description: String { "node state \(path): \(reason)" }
+}
