@@ -38,42 +38,21 @@ struct Quorumd: AsyncParsableCommand {
             return handler
         }
         let node: NodeConfiguration
-        let transport: TransportConfiguration
-        do {
-            node = try NodeConfiguration.load(path: config)
-            transport = try node.transport()
-            try node.prepareDataDirectory()
-        } catch {
-            throw Failure(error.description)
-        }
+        do { node = try NodeConfiguration.load(path: config) } catch { throw Failure(error.description) }
         var logger = Logger(label: "quorumd")
         logger[metadataKey: "node"] = "\(node.nodeID)"
-
-        let client: NodeClient
-        let server: NodeServer
-        let membership: MembershipService
-        do {
-            client = try NodeClient(configuration: transport, logger: logger)
-            membership = MembershipService(
-                membership: node.membership(), peers: node.peerAddresses, client: client, logger: logger)
-            server = try NodeServer(
-                configuration: transport, policy: MembershipService.authorization, logger: logger,
-                handler: { peer, frame in try await membership.handle(peer, frame) })
-        } catch {
+        let runtime: NodeRuntime
+        do { runtime = try NodeRuntime(configuration: node, logger: logger) } catch {
             throw Failure(error.description)
         }
         let readyFile = readyFile
-        let listener = NodeServerService(server: server, logger: logger) { port in
-            if let readyFile {
-                try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: readyFile), options: .atomic)
-            }
-        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
-                    .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: runtime.services { port in
+                    if let readyFile {
+                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: readyFile), options: .atomic)
+                    }
+                },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         logger.info(

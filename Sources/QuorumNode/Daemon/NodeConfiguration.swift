@@ -310,10 +310,10 @@ struct TOMLFieldReader {
 
 extension NodeConfiguration {
     /// A fresh ``Membership`` for this node and its peers, with a new random boot epoch.
-    public func membership() -> Membership {
+    public func membership(identityKey: [UInt8]? = nil) -> Membership {
         Membership(
             nodeID: nodeID, peers: peers.map(\.id), intervalMilliseconds: Self.milliseconds(heartbeatInterval),
-            timeoutMilliseconds: Self.milliseconds(peerTimeout))
+            timeoutMilliseconds: Self.milliseconds(peerTimeout), identityKey: identityKey)
     }
 
     /// The peers as ``MembershipService`` dials them.

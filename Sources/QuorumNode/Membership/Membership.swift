@@ -28,12 +28,33 @@ public struct Membership: Sendable {
         public var bootEpoch: UInt64?
         /// Whether it counts as up: heard from within ``Membership/timeoutMilliseconds``.
         public var isUp: Bool
+        /// Its Ed25519 identity key, from its last heartbeat that carried one.
+        public var identityKey: [UInt8]?
+    }
+
+    /// What this node says about itself in heartbeats and status answers besides its id and
+    /// epoch; the shell refreshes it from the key store and the bundle before each use.
+    public struct LocalFacts: Sendable, Hashable {
+        /// The signing group key, once a ceremony has completed.
+        public var groupKey: [UInt8]?
+        /// The digest of the bundle the node runs.
+        public var bundleDigest: String?
+
+        /// Facts with these values.
+        public init(groupKey: [UInt8]? = nil, bundleDigest: String? = nil) {
+            self.groupKey = groupKey
+            self.bundleDigest = bundleDigest
+        }
     }
 
     /// This node's id.
     public let nodeID: UInt16
     /// Random per process start; see ``Heartbeat/bootEpoch``.
     public let bootEpoch: UInt64
+    /// This node's Ed25519 identity public key, sent in every heartbeat.
+    public let identityKey: [UInt8]?
+    /// The group key and bundle this node reports.
+    public var facts = LocalFacts()
     /// How often ``onTick(now:)`` asks for a heartbeat to be sent.
     public let intervalMilliseconds: Int64
     /// How long a peer may be silent before it counts as down.
@@ -48,17 +69,18 @@ public struct Membership: Sendable {
     /// - Precondition: `intervalMilliseconds > 0` and `timeoutMilliseconds > intervalMilliseconds`.
     public init(
         nodeID: UInt16, peers: [UInt16], bootEpoch: UInt64 = UInt64.random(in: 1...UInt64.max),
-        intervalMilliseconds: Int64 = 500, timeoutMilliseconds: Int64 = 3000
+        intervalMilliseconds: Int64 = 500, timeoutMilliseconds: Int64 = 3000, identityKey: [UInt8]? = nil
     ) {
         precondition(intervalMilliseconds > 0, "the heartbeat interval must be positive")
         precondition(timeoutMilliseconds > intervalMilliseconds, "the timeout must exceed the heartbeat interval")
         self.nodeID = nodeID
         self.bootEpoch = bootEpoch
+        self.identityKey = identityKey
         self.intervalMilliseconds = intervalMilliseconds
         self.timeoutMilliseconds = timeoutMilliseconds
         var table: [UInt16: Peer] = [:]
         for peer in peers where peer != nodeID && peer != 0 {
-            table[peer] = Peer(nodeID: peer, lastHeardAt: nil, bootEpoch: nil, isUp: false)
+            table[peer] = Peer(nodeID: peer, lastHeardAt: nil, bootEpoch: nil, isUp: false, identityKey: nil)
         }
         self.peers = table
     }
@@ -73,6 +95,7 @@ public struct Membership: Sendable {
         let wasUp = peer.isUp
         peer.lastHeardAt = now
         peer.bootEpoch = heartbeat.bootEpoch
+        if let key = heartbeat.identityKey { peer.identityKey = key }
         peer.isUp = true
         peers[heartbeat.nodeID] = peer
         return wasUp ? [] : [.peerUp(heartbeat.nodeID)]
@@ -92,11 +115,11 @@ public struct Membership: Sendable {
         }
         if lastSentAt.map({ now - $0 >= intervalMilliseconds }) ?? true {
             lastSentAt = now
-            // The fields are this node's own and checked at init; a heartbeat without a key or
-            // bundle and with an ascending peer list always builds.
+            // The fields are this node's own and checked where they are made: a heartbeat with
+            // an ascending peer list always builds.
             if let heartbeat = try? Heartbeat(
-                nodeID: nodeID, bootEpoch: bootEpoch, sentAt: now, groupKey: nil, bundleDigest: nil,
-                peersSeen: peersUp)
+                nodeID: nodeID, bootEpoch: bootEpoch, sentAt: now, groupKey: facts.groupKey,
+                bundleDigest: facts.bundleDigest, peersSeen: peersUp, identityKey: identityKey)
             {
                 directives.append(.sendHeartbeat(heartbeat))
             }
@@ -104,8 +127,8 @@ public struct Membership: Sendable {
         return directives
     }
 
-    /// This node's answer to a ``StatusRequest`` at `now`: no key and no bundle yet, every
-    /// configured peer with whether it is up.
+    /// This node's answer to a ``StatusRequest`` at `now`: its facts, and every configured peer
+    /// with whether it is up.
     public func status(at now: Int64) throws(WireError) -> StatusResponse {
         var entries: [PeerStatus] = []
         for id in peers.keys.sorted() {
@@ -113,6 +136,7 @@ public struct Membership: Sendable {
             entries.append(try PeerStatus(nodeID: id, isUp: peer.isUp, lastHeardAt: peer.lastHeardAt))
         }
         return try StatusResponse(
-            nodeID: nodeID, bootEpoch: bootEpoch, reportedAt: now, groupKey: nil, bundleDigest: nil, peers: entries)
+            nodeID: nodeID, bootEpoch: bootEpoch, reportedAt: now, groupKey: facts.groupKey,
+            bundleDigest: facts.bundleDigest, peers: entries, identityKey: identityKey)
     }
 }

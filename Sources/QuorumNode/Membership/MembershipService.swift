@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// ``StatusRequest``.
 ///
 /// Runs until graceful shutdown, then closes its connections.
-public final class MembershipService: Service, Sendable {
+public final class MembershipService: Service, NodeFrameHandler, Sendable {
     /// A peer to dial: its node id and address.
     public struct PeerAddress: Sendable, Hashable {
         /// The node id its certificate must carry.
@@ -26,11 +26,12 @@ public final class MembershipService: Service, Sendable {
         }
     }
 
-    /// Who may connect to a node's listener and send what: heartbeats from nodes (the transport
-    /// checks the claimed node id against the certificate), status requests from operators.
-    public static let authorization = AuthorizationPolicy(
-        connectionRoles: [.node, .operator],
-        requestRoles: [Heartbeat.type: [.node], StatusRequest.type: [.operator]])
+    /// The messages membership serves: heartbeats from nodes (the transport checks the claimed
+    /// node id against the certificate), status requests from operators.
+    public static let roles: [UInt16: Set<ClusterRole>] = [Heartbeat.type: [.node], StatusRequest.type: [.operator]]
+
+    /// ``roles``, as ``NodeFrameHandler`` asks.
+    public var requestRoles: [UInt16: Set<ClusterRole>] { Self.roles }
 
     private let state: NIOLockedValueBox<Membership>
     private let client: NodeClient
@@ -39,6 +40,7 @@ public final class MembershipService: Service, Sendable {
     private let backoff: ReconnectBackoff
     private let logger: Logger
     private let now: @Sendable () -> Int64
+    private let facts: @Sendable () -> Membership.LocalFacts
 
     /// A service for `membership`, dialling `peers` with `client`.
     public init(
@@ -46,7 +48,8 @@ public final class MembershipService: Service, Sendable {
         backoff: ReconnectBackoff = ReconnectBackoff(
             initial: .milliseconds(100), maximum: .seconds(2), maximumAttempts: nil, jitter: 0.2),
         logger: Logger = Logger(label: "quorum.membership"),
-        now: @escaping @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+        now: @escaping @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded()) },
+        facts: @escaping @Sendable () -> Membership.LocalFacts = { Membership.LocalFacts() }
     ) {
         self.state = NIOLockedValueBox(membership)
         self.peers = peers
@@ -54,6 +57,7 @@ public final class MembershipService: Service, Sendable {
         self.backoff = backoff
         self.logger = logger
         self.now = now
+        self.facts = facts
         self.tick = .milliseconds(max(10, membership.intervalMilliseconds / 5))
     }
 
@@ -77,7 +81,11 @@ public final class MembershipService: Service, Sendable {
             guard frame.kind == .request else { return nil }
             _ = try frame.decode(StatusRequest.self)
             let at = now()
-            let status = try state.withLockedValue { membership throws(WireError) in try membership.status(at: at) }
+            let facts = facts()
+            let status = try state.withLockedValue { membership throws(WireError) in
+                membership.facts = facts
+                return try membership.status(at: at)
+            }
             return try Frame.response(status, to: frame)
         default:
             guard frame.kind == .request else { return nil }
@@ -105,7 +113,11 @@ public final class MembershipService: Service, Sendable {
                 try? await cancelWhenGracefulShutdown {
                     while !Task.isCancelled {
                         let at = self.now()
-                        let directives = self.state.withLockedValue { $0.onTick(now: at) }
+                        let facts = self.facts()
+                        let directives = self.state.withLockedValue {
+                            $0.facts = facts
+                            return $0.onTick(now: at)
+                        }
                         self.carryOut(directives, outlets: outlets)
                         try await Task.sleep(for: self.tick)
                     }

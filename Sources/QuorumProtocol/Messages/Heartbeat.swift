@@ -9,6 +9,7 @@
 /// groupKey      optional bytes  32 or 33 bytes; present exactly when hasKey
 /// bundleDigest  optional string "sha256:…", 1...128 bytes
 /// peersSeen     array of u16    ascending, distinct, not 0, not the sender
+/// identityKey   optional bytes  32 bytes: the sender's Ed25519 node identity key
 /// ```
 public struct Heartbeat: WireMessage, CustomStringConvertible {
     /// Message type 1.
@@ -27,6 +28,9 @@ public struct Heartbeat: WireMessage, CustomStringConvertible {
     public let bundleDigest: String?
     /// The peers the sender currently hears from, ascending.
     public let peersSeen: [UInt16]
+    /// The sender's Ed25519 node identity public key. Peers learn it here, over mutual TLS from
+    /// the node its certificate names, and check what an operator relays in a ceremony against it.
+    public let identityKey: [UInt8]?
 
     /// Whether a ceremony has completed on the sender; carried on the wire and always equal to
     /// `groupKey != nil`.
@@ -39,18 +43,20 @@ public struct Heartbeat: WireMessage, CustomStringConvertible {
     ///   distinct or names node 0 or the sender: the same rules a receiver applies.
     public init(
         nodeID: UInt16, bootEpoch: UInt64, sentAt: Int64, groupKey: [UInt8]?, bundleDigest: String?,
-        peersSeen: [UInt16]
+        peersSeen: [UInt16], identityKey: [UInt8]? = nil
     ) throws(WireError) {
         try NodeFacts.check(NodeFacts.nodeIDProblem(nodeID), Self.name, "nodeID")
         try NodeFacts.check(groupKey.flatMap(NodeFacts.groupKeyProblem), Self.name, "groupKey")
         try NodeFacts.check(bundleDigest.flatMap(NodeFacts.bundleDigestProblem), Self.name, "bundleDigest")
         try NodeFacts.check(NodeFacts.peerListProblem(peersSeen, sender: nodeID), Self.name, "peersSeen")
+        try NodeFacts.check(identityKey.flatMap(NodeFacts.identityKeyProblem), Self.name, "identityKey")
         self.nodeID = nodeID
         self.bootEpoch = bootEpoch
         self.sentAt = sentAt
         self.groupKey = groupKey
         self.bundleDigest = bundleDigest
         self.peersSeen = peersSeen
+        self.identityKey = identityKey
     }
 
     /// Writes the fields in the order of the table above.
@@ -61,6 +67,7 @@ public struct Heartbeat: WireMessage, CustomStringConvertible {
         NodeFacts.writeGroupKey(&writer, groupKey)
         NodeFacts.writeBundleDigest(&writer, bundleDigest)
         writer.write(array: peersSeen) { $0.write($1) }
+        NodeFacts.writeIdentityKey(&writer, identityKey)
     }
 
     /// Reads the fields in the order of the table above and applies the initializer's rules.
@@ -80,6 +87,7 @@ public struct Heartbeat: WireMessage, CustomStringConvertible {
         if let problem = NodeFacts.peerListProblem(peersSeen, sender: nodeID) {
             throw reader.invalidValue("peersSeen", at: peersStart, problem)
         }
+        identityKey = try NodeFacts.readIdentityKey(&reader)
     }
 
     /// One line for logs: node, epoch, key, bundle and peers; only public facts.

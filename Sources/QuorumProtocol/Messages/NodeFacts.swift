@@ -80,6 +80,23 @@ enum NodeFacts {
         writer.write(optional: groupKey) { $0.write(bytes: $1) }
     }
 
+    static func identityKeyProblem(_ key: [UInt8]) -> String? {
+        key.count == 32 ? nil : "an identity key of \(key.count) bytes; it is 32 (Ed25519)"
+    }
+
+    static func readIdentityKey(_ reader: inout WireReader) throws(WireError) -> [UInt8]? {
+        try reader.readOptional("identityKey") { reader throws(WireError) in
+            let start = reader.offset
+            let key = try reader.readBytes("identityKey", maximumLength: 32)
+            if let problem = identityKeyProblem(key) { throw reader.invalidValue("identityKey", at: start, problem) }
+            return key
+        }
+    }
+
+    static func writeIdentityKey(_ writer: inout WireWriter, _ identityKey: [UInt8]?) {
+        writer.write(optional: identityKey) { $0.write(bytes: $1) }
+    }
+
     static func writeBundleDigest(_ writer: inout WireWriter, _ bundleDigest: String?) {
         writer.write(optional: bundleDigest) { $0.write(string: $1) }
     }

@@ -70,6 +70,7 @@ public struct PeerStatus: WireCodable, Hashable {
 /// groupKey      optional bytes      32 or 33 bytes; present exactly when hasKey
 /// bundleDigest  optional string     "sha256:…", 1...128 bytes
 /// peers         array of PeerStatus ascending by nodeID, distinct, not the answering node
+/// identityKey   optional bytes      32 bytes: the node's Ed25519 identity key
 /// ```
 ///
 /// Key shares and anything else secret are not part of it: status is readable by operators and
@@ -91,6 +92,8 @@ public struct StatusResponse: WireMessage {
     public let bundleDigest: String?
     /// Every configured peer and whether the node hears from it, ascending by node id.
     public let peers: [PeerStatus]
+    /// The node's Ed25519 identity public key.
+    public let identityKey: [UInt8]?
 
     /// Whether a ceremony has completed; carried on the wire and always equal to
     /// `groupKey != nil`.
@@ -105,18 +108,20 @@ public struct StatusResponse: WireMessage {
     ///   ordered by node id.
     public init(
         nodeID: UInt16, bootEpoch: UInt64, reportedAt: Int64, groupKey: [UInt8]?, bundleDigest: String?,
-        peers: [PeerStatus]
+        peers: [PeerStatus], identityKey: [UInt8]? = nil
     ) throws(WireError) {
         try NodeFacts.check(NodeFacts.nodeIDProblem(nodeID), Self.name, "nodeID")
         try NodeFacts.check(groupKey.flatMap(NodeFacts.groupKeyProblem), Self.name, "groupKey")
         try NodeFacts.check(bundleDigest.flatMap(NodeFacts.bundleDigestProblem), Self.name, "bundleDigest")
         try NodeFacts.check(NodeFacts.peerListProblem(peers.map(\.nodeID), sender: nodeID), Self.name, "peers")
+        try NodeFacts.check(identityKey.flatMap(NodeFacts.identityKeyProblem), Self.name, "identityKey")
         self.nodeID = nodeID
         self.bootEpoch = bootEpoch
         self.reportedAt = reportedAt
         self.groupKey = groupKey
         self.bundleDigest = bundleDigest
         self.peers = peers
+        self.identityKey = identityKey
     }
 
     /// Writes the fields in the order of the table above.
@@ -127,6 +132,7 @@ public struct StatusResponse: WireMessage {
         NodeFacts.writeGroupKey(&writer, groupKey)
         NodeFacts.writeBundleDigest(&writer, bundleDigest)
         writer.write(array: peers) { $0.write($1) }
+        NodeFacts.writeIdentityKey(&writer, identityKey)
     }
 
     /// Reads the fields in the order of the table above and applies the initializer's rules.
@@ -146,5 +152,6 @@ public struct StatusResponse: WireMessage {
         if let problem = NodeFacts.peerListProblem(peers.map(\.nodeID), sender: nodeID) {
             throw reader.invalidValue("peers", at: peersStart, problem)
         }
+        identityKey = try NodeFacts.readIdentityKey(&reader)
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import QuorumCrypto
+import QuorumIdentity
+import QuorumProtocol
+import ServiceLifecycle
+
+/// One subsystem of a node that answers frames: membership, the key ceremony, the signing
+/// service. Each declares the message types it serves and which roles may send each; the
+/// ``NodeRouter`` hands it exactly those frames, after the transport has checked the roles.
+public protocol NodeFrameHandler: Sendable {
+    /// The message types this handler serves, and the certificate roles that may send each.
+    var requestRoles: [UInt16: Set<ClusterRole>] { get }
+
+    /// Answers `frame` from `peer`: a response or error-response frame for a request, nil for a
+    /// one-way frame. A thrown ``WireError`` is answered as a malformed request by the server.
+    func handle(_ peer: PeerIdentity, _ frame: Frame) async throws -> Frame?
+}
+
+/// Routes each frame to the ``NodeFrameHandler`` that serves its message type, and derives the
+/// listener's ``AuthorizationPolicy`` from what the handlers declare: a role may connect only if
+/// some message is open to it, and a message no handler serves is open to no one.
+public struct NodeRouter: Sendable {
+    private let routes: [UInt16: any NodeFrameHandler]
+    /// The listener's authorization rules.
+    public let authorization: AuthorizationPolicy
+
+    /// A router over `handlers`.
+    ///
+    /// - Precondition: no two handlers serve the same message type.
+    public init(_ handlers: [any NodeFrameHandler]) {
+        var routes: [UInt16: any NodeFrameHandler] = [:]
+        var roles: [UInt16: Set<ClusterRole>] = [:]
+        for handler in handlers {
+            for (type, allowed) in handler.requestRoles {
+                precondition(routes[type] == nil, "two node handlers serve message type \(type)")
+                routes[type] = handler
+                roles[type] = allowed
+            }
+        }
+        self.routes = routes
+        authorization = AuthorizationPolicy(
+            connectionRoles: roles.values.reduce(into: Set<ClusterRole>()) { $0.formUnion($1) },
+            requestRoles: roles)
+    }
+
+    /// Hands `frame` to its handler; a message type no handler serves is answered as unknown.
+    public func handle(_ peer: PeerIdentity, _ frame: Frame) async throws -> Frame? {
+        guard let handler = routes[frame.messageType] else {
+            guard frame.kind == .request else { return nil }
+            return try Frame.errorResponse(
+                ErrorResponse(.unknownMessageType, "message type \(frame.messageType) is not served here"), to: frame)
+        }
+        return try await handler.handle(peer, frame)
+    }
+}
+
+/// A running node's parts, opened from its configuration: the state store, the key store, the
+/// identity key, the transport, membership and every request handler. `quorumd` builds one and
+/// runs ``services`` in a `ServiceGroup`; tests do the same in-process.
+public final class NodeRuntime: Sendable {
+    /// The configuration it was built from.
+    public let configuration: NodeConfiguration
+    /// Persistent node state (RocksDB under `data_dir/state`).
+    public let store: NodeStore
+    /// The group key shares, once installed.
+    public let keys: NodeKeyStore
+    /// The node's identity key.
+    public let identity: Ed25519KeyPair
+    /// The client used to dial peers.
+    public let client: NodeClient
+    /// Heartbeats and the live view of peers.
+    public let membership: MembershipService
+    /// The listener.
+    public let server: NodeServer
+    /// Routes frames to the handlers.
+    public let router: NodeRouter
+    private let logger: Logger
+
+    /// Opens the data directory and builds every part; nothing listens until ``services`` run.
+    ///
+    /// - Throws: a one-line description naming what is wrong (the configuration key, the store or
+    ///   key file), as ``NodeRuntimeError``.
+    public init(configuration: NodeConfiguration, logger: Logger) throws(NodeRuntimeError) {
+        self.configuration = configuration
+        self.logger = logger
+        let transport: TransportConfiguration
+        do {
+            transport = try configuration.transport()
+            try configuration.prepareDataDirectory()
+            store = try NodeStore(dataDirectory: configuration.dataDirectory)
+            keys = try NodeKeyStore(dataDirectory: configuration.dataDirectory)
+            identity = try NodeIdentityKey.loadOrCreate(dataDirectory: configuration.dataDirectory)
+            client = try NodeClient(configuration: transport, logger: logger)
+        } catch let error as NodeConfigurationError {
+            throw NodeRuntimeError(error.description)
+        } catch let error as NodeStoreError {
+            throw NodeRuntimeError(error.description)
+        } catch let error as NodeKeysError {
+            throw NodeRuntimeError(error.description)
+        } catch {
+            throw NodeRuntimeError("\(error)")
+        }
+        let keys = keys
+        membership = MembershipService(
+            membership: configuration.membership(identityKey: identity.publicKey), peers: configuration.peerAddresses,
+            client: client, logger: logger,
+            facts: { Membership.LocalFacts(groupKey: keys.current?.groupKeyBytes) })
+        // Every subsystem that answers frames is listed here, once.
+        let handlers: [any NodeFrameHandler] = [membership]
+        let router = NodeRouter(handlers)
+        self.router = router
+        do {
+            server = try NodeServer(
+                configuration: transport, policy: router.authorization, logger: logger,
+                handler: { peer, frame in try await router.handle(peer, frame) })
+        } catch {
+            throw NodeRuntimeError(error.description)
+        }
+    }
+
+    /// The node's long-running services, for one `ServiceGroup`: the listener (calling
+    /// `onListening` with the bound port) and membership. Either ending stops the group.
+    public func services(
+        onListening: @escaping @Sendable (Int) throws -> Void = { _ in }
+    ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        let listener = NodeServerService(server: server, logger: logger, onListening: onListening)
+        return [
+            .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+    }
+}
+
+/// Why a node could not be built; one line naming the file, key or store at fault.
+public struct NodeRuntimeError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong.
+    public let description: String
+
+    init(_ description: String) { self.description = description }
+}
