@@ -76,6 +76,11 @@ public final class Ed25519KeyPair: Sendable, CustomStringConvertible, CustomDebu
         return crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0
     }
 
+    /// Calls `body` with libsodium's 64-byte secret key.
+    func withSecretKey<R>(_ body: (UnsafePointer<UInt8>) -> R) -> R {
+        secretKey.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
+    }
+
     /// Always `<redacted>`: the pair holds a secret.
     public var description: String { "<redacted>" }
     /// Always `<redacted>`: the pair holds a secret.
