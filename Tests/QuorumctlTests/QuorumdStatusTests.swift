@@ -8,94 +8,7 @@ import Testing
 /// unreachable (exit 1), and SIGTERM stops each cleanly (exit 0).
 @Suite("quorumd and quorumctl status", .serialized, .timeLimit(.minutes(3)))
 struct QuorumdStatusTests {
-    static let quorumd = TestKit.executable("quorumd")
-
-    /// A running quorumd and everything it printed so far.
-    final class Daemon: Sendable {
-        let id: Int
-        let port: Int
-        let child: TestKit.LaunchedProcess
-        private let log = Mutex(Data())
-
-        init(id: Int, port: Int, arguments: [String]) throws {
-            self.id = id
-            self.port = port
-            child = try TestKit.launch(QuorumdStatusTests.quorumd, arguments)
-            try? child.input.fileHandleForWriting.close()
-            let errors = child.errors.fileHandleForReading
-            let output = child.output.fileHandleForReading
-            // Drain both pipes so a chatty node never blocks on a full one.
-            DispatchQueue.global().async { [self] in
-                while true {
-                    let chunk = errors.availableData
-                    if chunk.isEmpty { return }
-                    self.log.withLock { $0.append(chunk) }
-                }
-            }
-            DispatchQueue.global().async { _ = try? output.readToEnd() }
-        }
-
-        var stderr: String { log.withLock { String(decoding: $0, as: UTF8.self) } }
-        var isRunning: Bool { child.process.isRunning }
-
-        /// Sends SIGTERM and waits at most `limit` for the exit; the status, or nil on a timeout
-        /// (the process is then killed).
-        func terminate(within limit: Duration) async -> Int32? {
-            child.process.terminate()
-            if await waitExit(limit) { return child.process.terminationStatus }
-            kill(child.process.processIdentifier, SIGKILL)
-            _ = await waitExit(.seconds(5))
-            return nil
-        }
-
-        private func waitExit(_ limit: Duration) async -> Bool {
-            let exited = child.exited
-            return await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    let ms = Int(limit.components.seconds * 1000)
-                    continuation.resume(returning: exited.wait(timeout: .now() + .milliseconds(ms)) == .success)
-                }
-            }
-        }
-    }
-
-    /// Free loopback ports: bound to port 0, read back, released. Another process could take one
-    /// in between; the test then fails at start-up with quorumd's "cannot listen" line.
-    static func freePorts(_ count: Int) throws -> [Int] {
-        var sockets: [Int32] = []
-        defer { for socket in sockets { close(socket) } }
-        var ports: [Int] = []
-        for _ in 0..<count {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            try #require(fd >= 0)
-            sockets.append(fd)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-            }
-            try #require(bound == 0)
-            let named = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-            }
-            try #require(named == 0)
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        }
-        return ports
-    }
-
-    /// Polls `condition` every 200 ms for at most `limit`.
-    static func eventually(within limit: Duration, _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-        return false
-    }
+    static let quorumd = Daemon.executable
 
     @Test("3 nodes see each other; status shows it; a stopped node is unreachable; SIGTERM exits 0")
     func cluster() async throws {
@@ -104,7 +17,7 @@ struct QuorumdStatusTests {
         try await Workspace.with { ws in
             let init_ = try await ws.quorumctl("certs", "init", "--nodes", "3", "--out", ws.path("certs"))
             try #require(init_.status == 0, "\(init_)")
-            let ports = try Self.freePorts(3)
+            let ports = try TestCluster.freePorts(3)
             var cluster = ""
             for id in 1...3 {
                 cluster += "[[nodes]]\nid = \(id)\naddress = \"127.0.0.1:\(ports[id - 1])\"\n\n"
@@ -141,7 +54,7 @@ struct QuorumdStatusTests {
                         arguments: ["--config", ws.path("node-\(id).toml"), "--ready-file", ws.path("ready-\(id)")]))
             }
             for daemon in daemons {
-                let ready = await Self.eventually(within: .seconds(30)) {
+                let ready = await eventually(within: .seconds(30)) {
                     FileManager.default.fileExists(atPath: ws.path("ready-\(daemon.id)")) || !daemon.isRunning
                 }
                 try #require(ready && daemon.isRunning, "node \(daemon.id) did not start:\n\(daemon.stderr)")
@@ -151,7 +64,7 @@ struct QuorumdStatusTests {
 
             let status = ["status", "--cluster", ws.path("cluster.toml"), "--certs-dir", ws.path("certs")]
             var last: TestKit.ProcessOutput?
-            let converged = try await Self.eventually(within: .seconds(30)) {
+            let converged = try await eventually(within: .seconds(30)) {
                 let result = try await ws.quorumctl(status)
                 last = result
                 guard result.status == 0 else { return false }
@@ -170,7 +83,7 @@ struct QuorumdStatusTests {
             // Node 3 stops: status reports it unreachable and exits 1; the others notice.
             let third = await daemons[2].terminate(within: .seconds(10))
             #expect(third == 0, "node 3:\n\(daemons[2].stderr)")
-            let down = try await Self.eventually(within: .seconds(15)) {
+            let down = try await eventually(within: .seconds(15)) {
                 let result = try await ws.quorumctl(status)
                 last = result
                 let rows = result.stdoutLines
