@@ -26,6 +26,9 @@ public struct ErrorResponse: WireCodable, Hashable, CustomStringConvertible {
         public static let unavailable = Code(rawValue: 5)
         /// The node failed in a way that is not the requester's fault.
         public static let `internal` = Code(rawValue: 6)
+        /// The request was understood and refused: one of the node's checks failed (the message
+        /// says which). Sending it again unchanged gets the same answer.
+        public static let refused = Code(rawValue: 7)
 
         /// The name in docs and logs, or `code-N` for a number this build does not know.
         public var description: String {
@@ -36,6 +39,7 @@ public struct ErrorResponse: WireCodable, Hashable, CustomStringConvertible {
             case .deadlineExceeded: "deadline-exceeded"
             case .unavailable: "unavailable"
             case .internal: "internal"
+            case .refused: "refused"
             default: "code-\(rawValue)"
             }
         }
