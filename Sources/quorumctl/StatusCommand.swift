@@ -18,60 +18,12 @@ struct Status: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The cluster file: [[nodes]] id = N, address = \"host:port\".", valueName: "file"))
-    var cluster: String
-
-    @Option(
-        help: ArgumentHelp("A `certs init` directory: uses operator.pem, operator.key and ca.pem.", valueName: "dir"))
-    var certsDir: String?
-
-    @Option(help: ArgumentHelp("The operator certificate (overrides --certs-dir).", valueName: "file"))
-    var cert: String?
-
-    @Option(help: ArgumentHelp("The operator certificate's private key (overrides --certs-dir).", valueName: "file"))
-    var key: String?
-
-    @Option(help: ArgumentHelp("The cluster CA certificate (overrides --certs-dir).", valueName: "file"))
-    var ca: String?
-
-    @Option(help: "Seconds to wait for each node (connect, handshake and answer).")
-    var timeout: Int = 5
+    @OptionGroup var options: OperatorOptions
 
     func run() throws {
-        guard (1...300).contains(timeout) else { throw CLIError("--timeout \(timeout): must be 1-300 seconds") }
-        let directory = certsDir.map(CertificateDirectory.init)
-        func pick(_ flag: String, _ value: String?, _ fallback: String) throws -> String {
-            if let value { return value }
-            if let directory { return directory.path + "/" + fallback }
-            throw CLIError("\(flag) is required unless --certs-dir names a directory holding \(fallback)")
-        }
-        let certPath = try pick("--cert", cert, "operator.pem")
-        let keyPath = try pick("--key", key, "operator.key")
-        let caPath = try pick("--ca", ca, "ca.pem")
-        let clusterFile: ClusterFile
-        do { clusterFile = try ClusterFile.load(path: cluster) } catch { throw CLIError(error.description) }
-        var transport: TransportConfiguration
-        do {
-            transport = try TransportConfiguration.make(
-                certificatePath: certPath, privateKeyPath: keyPath, clusterCAPath: caPath)
-        } catch {
-            throw CLIError("\(error.peer): \(error.reason)")
-        }
-        guard transport.identity.role == .operator else {
-            throw CLIError(
-                "\(certPath): is the certificate of \(transport.identity); status needs an operator certificate")
-        }
-        let limit = Duration.seconds(timeout)
-        transport.connectTimeout = limit
-        transport.handshakeTimeout = limit
-        transport.defaultRequestDeadline = limit
-        // The transport logs at warning and above; status reports failures itself.
-        var logger = Logger(label: "quorumctl.status")
-        logger.logLevel = .critical
-        let client: NodeClient
-        do { client = try NodeClient(configuration: transport, logger: logger) } catch {
-            throw CLIError("\(error.peer): \(error.reason)")
-        }
+        let clusterFile = try options.clusterFile()
+        let client = try options.client(for: "status")
+        let limit = options.limit
         let entries = Blocking.wait { await ClusterStatus.query(clusterFile, client: client, timeout: limit) }
         Output.line(StatusTable.render(entries))
         var unreachable = 0

@@ -100,32 +100,46 @@ public enum ClusterStatus {
     private static func ask(
         _ node: ClusterFile.Node, client: NodeClient, timeout: Duration
     ) async -> Result<StatusResponse, TransportError> {
-        let target = "node \(node.id) at \(node.address)"
         do throws(TransportError) {
-            let expected: PeerIdentity
-            do { expected = try PeerIdentity.node(Int(node.id)) } catch {
-                throw TransportError(.configuration, peer: target, error.reason)
-            }
-            let connection = try await client.connect(
-                host: node.address.host, port: node.address.port, expecting: expected)
-            let frame: Frame
-            do {
-                frame = try await connection.request(StatusRequest(), deadline: timeout)
-            } catch {
-                await connection.close()
-                throw error
-            }
-            await connection.close()
-            let status: StatusResponse
-            do { status = try frame.decode(StatusResponse.self) } catch {
-                throw TransportError(.refusedByPeer, peer: target, "a status answer that does not decode (\(error))")
-            }
+            let status = try await client.ask(node, StatusRequest(), expecting: StatusResponse.self, deadline: timeout)
             guard status.nodeID == node.id else {
-                throw TransportError(.identityMismatch, peer: target, "answered as node \(status.nodeID)")
+                throw TransportError(
+                    .identityMismatch, peer: "node \(node.id) at \(node.address)", "answered as node \(status.nodeID)")
             }
             return .success(status)
         } catch {
             return .failure(error)
+        }
+    }
+}
+
+extension NodeClient {
+    /// Connects to `node` expecting its node certificate, sends `message` as a request, and
+    /// returns the answer decoded as `Response`, closing the connection either way.
+    ///
+    /// - Throws: ``TransportError`` naming the node: a connection or handshake failure, the
+    ///   node's error response (``TransportError/Code/refusedByPeer``), or an answer that does not
+    ///   decode as `Response`.
+    public func ask<Response: WireMessage>(
+        _ node: ClusterFile.Node, _ message: some WireMessage, expecting _: Response.Type, deadline: Duration
+    ) async throws(TransportError) -> Response {
+        let target = "node \(node.id) at \(node.address)"
+        let expected: PeerIdentity
+        do { expected = try PeerIdentity.node(Int(node.id)) } catch {
+            throw TransportError(.configuration, peer: target, error.reason)
+        }
+        let connection = try await connect(host: node.address.host, port: node.address.port, expecting: expected)
+        let frame: Frame
+        do {
+            frame = try await connection.request(message, deadline: deadline)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await connection.close()
+        do { return try frame.decode(Response.self) } catch {
+            throw TransportError(
+                .refusedByPeer, peer: target, "an answer that does not decode as \(Response.name) (\(error))")
         }
     }
 }

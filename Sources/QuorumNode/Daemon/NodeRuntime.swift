@@ -107,7 +107,10 @@ public final class NodeRuntime: Sendable {
             client: client, logger: logger,
             facts: { Membership.LocalFacts(groupKey: keys.current?.groupKeyBytes) })
         // Every subsystem that answers frames is listed here, once.
-        let handlers: [any NodeFrameHandler] = [membership]
+        let handlers: [any NodeFrameHandler] = [
+            membership,
+            KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
+        ]
         let router = NodeRouter(handlers)
         self.router = router
         do {

@@ -64,7 +64,10 @@ public struct MessageRegistry: Sendable {
     }
 
     /// Every message this build defines.
-    public static let all = MessageRegistry([Heartbeat.self, StatusRequest.self, StatusResponse.self])
+    public static let all = MessageRegistry([
+        Heartbeat.self, StatusRequest.self, StatusResponse.self,
+        KeyImportRequest.self, KeyImportResponse.self,
+    ])
 
     /// Whether `messageType` is registered.
     public func contains(_ messageType: UInt16) -> Bool { types[messageType] != nil }
