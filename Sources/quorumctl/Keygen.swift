@@ -19,7 +19,8 @@ struct Keygen: ParsableCommand {
             public) and, for each node i, DIR/node-<i>/signing-share.json and \
             DIR/node-<i>/sealing-share.json (secret, 0600, in a 0700 directory). The signing and \
             sealing keys come from two independent runs. Give node-<i>/ to node i and to nobody else.
-            """
+            """,
+        subcommands: [KeygenImport.self]
     )
 
     @Flag(help: "Act as a trusted dealer, offline (tests and air-gapped setups); the dealer sees the group secrets.")
