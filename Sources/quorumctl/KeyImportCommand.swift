@@ -31,6 +31,7 @@ struct KeygenImport: ParsableCommand {
 
     func run() throws {
         let cluster = try options.clusterFile()
+        let client = try options.client(for: "keygen import")
         func file(_ relative: String) -> String { (from as NSString).appendingPathComponent(relative) }
         let signingGroupBytes = try read(file("group.json"))
         let sealingGroupBytes = try read(file("sealing-group.json"))
@@ -66,7 +67,6 @@ struct KeygenImport: ParsableCommand {
             }
         }
         let sends = requests
-        let client = try options.client(for: "keygen import")
         let limit = options.limit
         let replace = replace
         let results = Blocking.wait {
