@@ -45,6 +45,32 @@ import Testing
         #expect(membership.peers[2]?.bootEpoch == 7)
     }
 
+    @Test("a peer's identity key and group key are recorded from its heartbeats; a node's own facts go out")
+    func facts() throws {
+        let identity = [UInt8](repeating: 5, count: 32)
+        var membership = Membership(nodeID: 1, peers: [2, 3], identityKey: identity)
+        let peerKey = [UInt8](repeating: 9, count: 32)
+        let group = [UInt8](repeating: 4, count: 32)
+        _ = membership.onHeartbeat(
+            try Heartbeat(
+                nodeID: 2, bootEpoch: 1, sentAt: 0, groupKey: group, bundleDigest: nil, peersSeen: [],
+                identityKey: peerKey), at: 10)
+        _ = membership.onHeartbeat(
+            try Heartbeat(nodeID: 3, bootEpoch: 1, sentAt: 0, groupKey: nil, bundleDigest: nil, peersSeen: []), at: 10)
+        #expect(membership.peers[2]?.identityKey == peerKey)
+        #expect(membership.peers[2]?.groupKey == group)
+        #expect(membership.peers[3]?.identityKey == nil)
+        #expect(membership.peersUp(reporting: group) == 1)
+        membership.facts = Membership.LocalFacts(groupKey: group, bundleDigest: "sha256:00")
+        guard case .sendHeartbeat(let sent)? = membership.onTick(now: 20).last else {
+            Issue.record("no heartbeat")
+            return
+        }
+        #expect(sent.identityKey == identity && sent.groupKey == group && sent.bundleDigest == "sha256:00")
+        let status = try membership.status(at: 30)
+        #expect(status.identityKey == identity && status.groupKey == group)
+    }
+
     @Test("a peer silent longer than the timeout goes down, and comes back with its next heartbeat")
     func down() throws {
         var membership = Membership(nodeID: 1, peers: [2], intervalMilliseconds: 500, timeoutMilliseconds: 3000)

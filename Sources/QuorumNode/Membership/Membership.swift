@@ -30,6 +30,8 @@ public struct Membership: Sendable {
         public var isUp: Bool
         /// Its Ed25519 identity key, from its last heartbeat that carried one.
         public var identityKey: [UInt8]?
+        /// The signing group key it reported in its last heartbeat (nil: none yet).
+        public var groupKey: [UInt8]?
     }
 
     /// What this node says about itself in heartbeats and status answers besides its id and
@@ -80,9 +82,15 @@ public struct Membership: Sendable {
         self.timeoutMilliseconds = timeoutMilliseconds
         var table: [UInt16: Peer] = [:]
         for peer in peers where peer != nodeID && peer != 0 {
-            table[peer] = Peer(nodeID: peer, lastHeardAt: nil, bootEpoch: nil, isUp: false, identityKey: nil)
+            table[peer] = Peer(
+                nodeID: peer, lastHeardAt: nil, bootEpoch: nil, isUp: false, identityKey: nil, groupKey: nil)
         }
         self.peers = table
+    }
+
+    /// How many peers that are up report `groupKey` as theirs.
+    public func peersUp(reporting groupKey: [UInt8]) -> Int {
+        peers.values.filter { $0.isUp && $0.groupKey == groupKey }.count
     }
 
     /// The peers currently up, ascending.
@@ -96,6 +104,7 @@ public struct Membership: Sendable {
         peer.lastHeardAt = now
         peer.bootEpoch = heartbeat.bootEpoch
         if let key = heartbeat.identityKey { peer.identityKey = key }
+        peer.groupKey = heartbeat.groupKey
         peer.isUp = true
         peers[heartbeat.nodeID] = peer
         return wasUp ? [] : [.peerUp(heartbeat.nodeID)]
