@@ -110,6 +110,7 @@ public final class NodeRuntime: Sendable {
         let handlers: [any NodeFrameHandler] = [
             membership,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
+            SigningService(store: store, keys: keys, membership: membership, logger: logger),
         ]
         let router = NodeRouter(handlers)
         self.router = router

@@ -415,7 +415,9 @@ public struct SignResponse: WireMessage {
         requestID = try SigningLimits.readRequestID(&reader)
         let shareStart = reader.offset
         share = try reader.readBytes("share", maximumLength: SigningLimits.shareLength)
-        if let problem = SigningLimits.shareProblem(share) { throw reader.invalidValue("share", at: shareStart, problem) }
+        if let problem = SigningLimits.shareProblem(share) {
+            throw reader.invalidValue("share", at: shareStart, problem)
+        }
     }
 }
 
@@ -424,7 +426,7 @@ public struct SignResponse: WireMessage {
 /// a proxy can act on it (fetch fresh commitments, try another signer, keep evidence) without
 /// parsing prose. The error response's code is ``ErrorResponse/Code/unavailable`` for
 /// ``Reason/noGroupKey`` and ``ErrorResponse/Code/refused`` for every other reason.
-public struct SigningRefusal: Sendable, Hashable, CustomStringConvertible {
+public struct SigningRefusal: Error, Sendable, Hashable, CustomStringConvertible {
     /// The reasons, by the name they carry on the wire.
     public enum Reason: String, Sendable, Hashable, CaseIterable {
         /// No ceremony has completed on the node: it has no share to sign with.
