@@ -10,45 +10,80 @@ enum SuiteOption: String, ExpressibleByArgument, CaseIterable {
     var id: CiphersuiteID { CiphersuiteID(shortName: rawValue)! }
 }
 
-/// `quorumctl keygen`: makes the cluster's signing key and its separate sealing key.
+/// `quorumctl keygen`: the key commands. Without a subcommand name it runs ``KeygenGenerate``
+/// (`keygen --cluster …` or `keygen --dealer …`); the subcommands have options of their own, which
+/// is why the parent declares none.
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate the group's signing and sealing keys.",
+        abstract: "Generate, refresh or import the group's signing and sealing keys.",
+        subcommands: [KeygenGenerate.self, KeygenImport.self, KeygenRefresh.self, KeygenCommit.self],
+        defaultSubcommand: KeygenGenerate.self
+    )
+}
+
+/// `quorumctl keygen [generate]`: makes the cluster's signing key and its separate sealing key,
+/// either by the DKG ceremony across the running nodes (`--cluster`) or offline by a dealer
+/// (`--dealer`).
+struct KeygenGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate the group's signing and sealing keys (the default keygen subcommand).",
         discussion: """
-            Writes DIR/group.json (signing group, public), DIR/sealing-group.json (sealing group, \
+            With --cluster FILE: runs the distributed key generation ceremony across every node of the cluster \
+            (mutual TLS, operator certificate). No party ever holds a group secret; round-2 shares travel sealed \
+            to their recipient's identity key; every node must sign the same transcript before any installs its \
+            keys. Writes DIR/group.json, DIR/sealing-group.json and DIR/ceremony.json (the transcript digest and \
+            the success certificate) and prints both group keys. Exit status: 0 done, 1 the ceremony failed (the \
+            line names the node, the phase and why), 2 bad input.
+
+            With --dealer: writes DIR/group.json (signing group, public), DIR/sealing-group.json (sealing group, \
             public) and, for each node i, DIR/node-<i>/signing-share.json and \
             DIR/node-<i>/sealing-share.json (secret, 0600, in a 0700 directory). The signing and \
             sealing keys come from two independent runs. Give node-<i>/ to node i and to nobody else.
-            """,
-        subcommands: [KeygenImport.self]
+            """
     )
 
     @Flag(help: "Act as a trusted dealer, offline (tests and air-gapped setups); the dealer sees the group secrets.")
     var dealer = false
 
     @Option(help: "Signature shares needed for a group signature (k).")
-    var threshold: Int
+    var threshold: Int?
 
-    @Option(help: "Number of nodes holding a share (n).")
-    var nodes: Int
+    @Option(help: "Number of nodes holding a share (n); --dealer only (the ceremony uses every node of --cluster).")
+    var nodes: Int?
 
-    @Option(help: "The FROST ciphersuite.")
+    @Option(help: "The FROST ciphersuite; --dealer only (nodes run Ed25519).")
     var ciphersuite: SuiteOption = .ed25519
 
-    @Option(help: ArgumentHelp("Directory to write the key files into.", valueName: "dir"))
-    var out: String
+    @Option(help: ArgumentHelp("Directory to write the key files into (the ceremony: default .).", valueName: "dir"))
+    var out: String?
 
-    @Flag(help: "Replace existing key files in the output directory.")
+    @Flag(help: "Replace existing key files in the output directory (--dealer).")
     var force = false
 
-    @Flag(help: "Accept parameters that tolerate no faulty node (test clusters only).")
-    var allowNoFaultTolerance = false
+    @Flag(help: "Accept parameters that break the fault model of DESIGN.md §4 (test clusters only).")
+    var allowUnsafe = false
+
+    @OptionGroup(title: "Ceremony options (without --dealer)")
+    var ceremony: CeremonyOptions
 
     func run() throws {
         guard dealer else {
-            throw CLIError(
-                "keygen without --dealer runs the networked DKG ceremony, which needs a running cluster of quorumd "
-                    + "nodes and is not available yet; use --dealer for an offline trusted-dealer keygen")
+            guard ceremony.cluster != nil else {
+                throw CLIError(
+                    "keygen runs the DKG ceremony across a running cluster of quorumd nodes: pass --cluster FILE "
+                        + "(with --certs-dir); or use --dealer for an offline trusted-dealer keygen")
+            }
+            guard nodes == nil else {
+                throw CLIError("--nodes is for --dealer; the ceremony runs over every node of --cluster")
+            }
+            guard let threshold else { throw CLIError("--threshold K is required") }
+            try CeremonyCommand(options: ceremony, out: out ?? ".", allowUnsafe: allowUnsafe)
+                .run(kind: .dkg, threshold: threshold)
+            return
+        }
+        guard let threshold, let nodes, let out else {
+            throw CLIError("keygen --dealer needs --threshold, --nodes and --out")
         }
         let parameters: ThresholdParameters
         do {
@@ -56,13 +91,13 @@ struct Keygen: ParsableCommand {
         } catch {
             throw CLIError("--threshold \(threshold) --nodes \(nodes): \(error.reason)")
         }
-        try checkFaultTolerance(parameters)
-        try prepareOutputDirectory()
-        try generate(ciphersuite.id.type, parameters)
+        try Self.checkFaultTolerance(parameters, allowUnsafe: allowUnsafe)
+        try prepareOutputDirectory(out)
+        try generate(ciphersuite.id.type, parameters, out: out)
     }
 
     /// DESIGN.md §4: refuse parameters that tolerate no faulty node, unless told otherwise.
-    private func checkFaultTolerance(_ parameters: ThresholdParameters) throws {
+    static func checkFaultTolerance(_ parameters: ThresholdParameters, allowUnsafe: Bool) throws {
         if let faults = parameters.toleratedFaults, faults >= 1 { return }
         let broken = parameters.limitingProperties.map { property in
             "\(property.rawValue) (\(property.condition)) fails at f = \(max(parameters.faultBound(for: property) + 1, 0))"
@@ -76,18 +111,16 @@ struct Keygen: ParsableCommand {
             ? "\(parameters) is unsafe even with no faulty node"
             : "\(parameters) tolerates no faulty node"
         let explanation = "\(summary): \(broken.joined(separator: "; "))"
-        if allowNoFaultTolerance {
-            Output.error("quorumctl: warning: \(explanation); continuing because of --allow-no-fault-tolerance")
+        if allowUnsafe {
+            Output.error("quorumctl: warning: \(explanation); continuing because of --allow-unsafe")
             return
         }
-        throw CLIError("\(explanation); \(suggestion), or pass --allow-no-fault-tolerance for a test cluster")
+        throw CLIError("\(explanation); \(suggestion), or pass --allow-unsafe for a test cluster")
     }
 
-    private var groupPath: String { (out as NSString).appendingPathComponent("group.json") }
-    private var sealingGroupPath: String { (out as NSString).appendingPathComponent("sealing-group.json") }
-    private func nodeDirectory(_ id: Identifier) -> String { (out as NSString).appendingPathComponent("node-\(id)") }
-
-    private func prepareOutputDirectory() throws {
+    private func prepareOutputDirectory(_ out: String) throws {
+        let groupPath = (out as NSString).appendingPathComponent("group.json")
+        let sealingGroupPath = (out as NSString).appendingPathComponent("sealing-group.json")
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw CLIError("\(out): exists and is not a directory") }
@@ -117,7 +150,10 @@ struct Keygen: ParsableCommand {
         }
     }
 
-    private func generate<C: Ciphersuite>(_: C.Type, _ parameters: ThresholdParameters) throws {
+    private func generate<C: Ciphersuite>(_: C.Type, _ parameters: ThresholdParameters, out: String) throws {
+        let groupPath = (out as NSString).appendingPathComponent("group.json")
+        let sealingGroupPath = (out as NSString).appendingPathComponent("sealing-group.json")
+        func nodeDirectory(_ id: Identifier) -> String { (out as NSString).appendingPathComponent("node-\(id)") }
         // Two independent dealer runs: the signing and sealing keys share nothing.
         let signing = try dealShares(C.self, parameters, purpose: .signing)
         let sealing = try dealShares(C.self, parameters, purpose: .sealing)
@@ -151,7 +187,7 @@ struct Keygen: ParsableCommand {
         lines += written.map { "  " + $0 }
         lines.append("the dealer saw both group secrets; give each node-<i>/ directory to node i only")
         Output.line(lines.joined(separator: "\n"))
-        warnAboutLeftoverNodes(beyond: parameters.participants)
+        warnAboutLeftoverNodes(beyond: parameters.participants, out: out)
     }
 
     /// One dealer run; every share is checked against the dealer's VSS commitment, as its node
@@ -177,7 +213,7 @@ struct Keygen: ParsableCommand {
     }
 
     /// With --force over a larger old cluster, old node directories stay behind; say so.
-    private func warnAboutLeftoverNodes(beyond participants: Int) {
+    private func warnAboutLeftoverNodes(beyond participants: Int, out: String) {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
         for entry in entries.sorted() where entry.hasPrefix("node-") {
             if let id = Int(entry.dropFirst(5)), id > participants {

@@ -89,12 +89,12 @@ struct QuorumctlTests {
         }
     }
 
-    @Test("keygen with --allow-no-fault-tolerance accepts 2-of-3 and warns")
+    @Test("keygen with --allow-unsafe accepts 2-of-3 and warns")
     func keygenAllowsWeakWithFlag() async throws {
         try await Workspace.with { ws in
             let result = try await ws.quorumctl(
                 "keygen", "--dealer", "--threshold", "2", "--nodes", "3", "--out", ws.path("keys"),
-                "--allow-no-fault-tolerance")
+                "--allow-unsafe")
             #expect(result.status == 0, "\(result)")
             #expect(result.stderr.contains("warning"))
             #expect(FileManager.default.fileExists(atPath: ws.path("keys/node-3/signing-share.json")))

@@ -117,7 +117,7 @@ final class TestCluster {
         if let threshold = dealerThreshold {
             let keygen = try await workspace.quorumctl(
                 "keygen", "--dealer", "--threshold", "\(threshold)", "--nodes", "\(size)", "--out",
-                workspace.path("dealer"), "--allow-no-fault-tolerance")
+                workspace.path("dealer"), "--allow-unsafe")
             try #require(keygen.status == 0, "\(keygen)")
             for id in 1...size { try installDealerKeys(node: id) }
         }

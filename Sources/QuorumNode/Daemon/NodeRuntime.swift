@@ -111,6 +111,9 @@ public final class NodeRuntime: Sendable {
             membership,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
             SigningService(store: store, keys: keys, membership: membership, logger: logger),
+            CeremonyService(
+                configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
+                logger: logger),
         ]
         let router = NodeRouter(handlers)
         self.router = router

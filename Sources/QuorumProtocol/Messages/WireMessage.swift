@@ -68,7 +68,7 @@ public struct MessageRegistry: Sendable {
         Heartbeat.self, StatusRequest.self, StatusResponse.self,
         KeyImportRequest.self, KeyImportResponse.self,
         CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
-    ])
+    ] + ceremonyMessages)
 
     /// Whether `messageType` is registered.
     public func contains(_ messageType: UInt16) -> Bool { types[messageType] != nil }
