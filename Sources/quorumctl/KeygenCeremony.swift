@@ -121,11 +121,14 @@ struct KeygenCommit: ParsableCommand {
             let digest = (record["transcript_digest"] as? String).flatMap(Hex.decode),
             let entries = record["certificate"] as? [[String: Any]]
         else {
-            throw CLIError("\(path): not a ceremony.json (format quorum-latch/ceremony/v1 with ceremony_id, transcript_digest, certificate)")
+            throw CLIError(
+                "\(path): not a ceremony.json (format quorum-latch/ceremony/v1 with ceremony_id, transcript_digest, certificate)"
+            )
         }
         do {
             let certificate = try entries.map { entry throws in
-                guard let node = entry["node_id"] as? Int, let signature = (entry["signature"] as? String).flatMap(Hex.decode),
+                guard let node = entry["node_id"] as? Int,
+                    let signature = (entry["signature"] as? String).flatMap(Hex.decode),
                     let id = UInt16(exactly: node)
                 else { throw CLIError("\(path): field 'certificate': each entry needs node_id and signature") }
                 return try CeremonySignature(nodeID: id, signature: signature)

@@ -320,7 +320,8 @@ struct CeremonyTests {
         #expect(cluster.stagedDirectories.count == 1)
         cluster.setTamper(nil)
         cluster.setUp(3)
-        let resent = await CeremonyRunner(relay: cluster, timeout: .seconds(5)).sendCommit(try #require(commit), to: [1, 2, 3, 4])
+        let resent = await CeremonyRunner(relay: cluster, timeout: .seconds(5)).sendCommit(
+            try #require(commit), to: [1, 2, 3, 4])
         #expect(resent.committed == [1, 2, 3, 4])
         #expect(resent.problems.isEmpty)
         #expect(cluster.keyStores[3]!.current?.groupKeyBytes == group)

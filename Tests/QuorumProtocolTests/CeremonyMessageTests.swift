@@ -14,7 +14,8 @@ import Testing
 
     static func round1(_ node: UInt16) throws -> CeremonyRound1 {
         try CeremonyRound1(
-            ceremonyID: id, nodeID: node, threshold: 3, signingPackage: [0, 3] + [UInt8](repeating: UInt8(node), count: 96),
+            ceremonyID: id, nodeID: node, threshold: 3,
+            signingPackage: [0, 3] + [UInt8](repeating: UInt8(node), count: 96),
             sealingPackage: [0, 3] + [UInt8](repeating: 0xee, count: 96), signedBy: keys[Int(node) - 1])
     }
 

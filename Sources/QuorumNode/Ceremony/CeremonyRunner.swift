@@ -157,7 +157,8 @@ public struct CeremonyRunner: Sendable {
     public func sendCommit(
         _ commit: CeremonyCommit, to nodes: [UInt16]
     ) async -> (committed: [UInt16], problems: [CeremonyFailure.NodeProblem]) {
-        let (acks, problems) = await gather(Dictionary(uniqueKeysWithValues: nodes.map { ($0, commit) }), CeremonyAck.self)
+        let (acks, problems) = await gather(
+            Dictionary(uniqueKeysWithValues: nodes.map { ($0, commit) }), CeremonyAck.self)
         var committed: [UInt16] = []
         var all = problems
         for (id, ack) in acks.sorted(by: { $0.key < $1.key }) {
