@@ -61,6 +61,26 @@ import Testing
         #expect(flapping?.key == "membership.peer_timeout_ms")
     }
 
+    @Test("transport limits are optional and checked")
+    func transportLimits() throws {
+        let defaults = try parse(Self.good)
+        #expect(defaults.maximumConnections == 256)
+        #expect(defaults.maximumInFlightRequests == 64)
+        #expect(defaults.idleTimeout == .seconds(120))
+        let config = try parse(
+            Self.good + "\n[transport]\nmax_connections = 8\nmax_in_flight_requests = 4\nidle_timeout_ms = 30000\n")
+        #expect(config.maximumConnections == 8)
+        #expect(config.maximumInFlightRequests == 4)
+        #expect(config.idleTimeout == .seconds(30))
+        let none = refusal(Self.good + "\n[transport]\nmax_connections = 0\n")
+        #expect(none?.key == "transport.max_connections")
+        #expect(none?.description.contains("1-100000") == true)
+        let belowHeartbeat = refusal(Self.good + "\n[transport]\nidle_timeout_ms = 400\n")
+        #expect(belowHeartbeat?.key == "transport.idle_timeout_ms")
+        let unknown = refusal(Self.good + "\n[transport]\nidle_timeout = 3\n")
+        #expect(unknown?.key == "transport.idle_timeout")
+    }
+
     @Test(
         "each bad file names the key and what is valid",
         arguments: [

@@ -17,6 +17,54 @@ enum TestMessage {
     static let operatorWhoAmI: UInt16 = 0x7003
     /// Answers with the caller's identity URI; nodes only.
     static let whoAmI: UInt16 = 0x7004
+    /// Waits at a ``Gate`` before answering (the test's own handler): for the in-flight limit.
+    static let gated: UInt16 = 0x7005
+}
+
+/// Holds requests until it is opened, counting how many are held at once.
+final class Gate: Sendable {
+    private struct State {
+        var open = false
+        var started = 0
+        var running = 0
+        var mostRunning = 0
+    }
+    private let state = Mutex(State())
+
+    /// Requests that reached the handler.
+    var started: Int { state.withLock { $0.started } }
+    /// Requests in the handler now.
+    var running: Int { state.withLock { $0.running } }
+    /// The most requests that were in the handler at once.
+    var mostRunning: Int { state.withLock { $0.mostRunning } }
+
+    func open() { state.withLock { $0.open = true } }
+
+    /// Waits until the gate opens, at most ten seconds.
+    func pass() async throws {
+        state.withLock { state in
+            state.started += 1
+            state.running += 1
+            state.mostRunning = max(state.mostRunning, state.running)
+        }
+        defer { state.withLock { $0.running -= 1 } }
+        let end = ContinuousClock.now + .seconds(10)
+        while !state.withLock({ $0.open }) {
+            guard ContinuousClock.now < end else { throw BoundExceeded(seconds: 10) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds, at most `seconds`; checks once more after the
+/// bound, so a stall of the shared pool cannot make it give up without looking.
+func eventually(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while true {
+        if condition() { return true }
+        if ContinuousClock.now >= end { return false }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
 }
 
 /// Log lines captured from the transport, so tests can check that a refusal names its reason.
@@ -29,13 +77,8 @@ final class LogCapture: Sendable {
 
     /// Whether some line contains every one of `parts`, waiting up to `seconds` for it to appear
     /// (the server logs from its event loop while the client has already moved on).
-    func waitFor(_ parts: String..., seconds: Double = 30) async -> Bool {
-        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < end {
-            if all.contains(where: { line in parts.allSatisfy { line.contains($0) } }) { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+    func waitFor(_ parts: String..., seconds: Double = 10) async -> Bool {
+        await eventually(seconds) { all.contains(where: { line in parts.allSatisfy { line.contains($0) } }) }
     }
 
     var logger: Logger {
@@ -78,11 +121,10 @@ struct TestCluster {
         let issued = try ca.issue(
             LeafRequest(identity: identity, validityDays: validityDays), now: Date() - issuedDaysAgo * 86400)
         var configuration = try TransportConfiguration.make(issued: issued, clusterCA: ca.certificate)
-        // Generous: the suite runs beside CPU-heavy suites on a 2-core machine, and certificate
-        // verification waits for a thread of the shared pool. Tests of expiry set their own.
-        configuration.handshakeTimeout = .seconds(30)
-        configuration.connectTimeout = .seconds(30)
-        configuration.defaultRequestDeadline = .seconds(30)
+        // Certificate checks no longer wait for the shared pool (VerificationExecutor), so the
+        // handshake keeps its default. Request handlers still run there, and the suite runs
+        // beside CPU-heavy suites on two cores: requests get more than the default.
+        configuration.defaultRequestDeadline = .seconds(20)
         return configuration
     }
 
@@ -101,7 +143,7 @@ struct TestCluster {
         connectionRoles: [.node, .proxy, .operator],
         requestRoles: [
             TestMessage.echo: [.node], TestMessage.slow: [.node], TestMessage.whoAmI: [.node, .proxy],
-            TestMessage.operatorWhoAmI: [.operator], Heartbeat.type: [.node],
+            TestMessage.operatorWhoAmI: [.operator], Heartbeat.type: [.node], TestMessage.gated: [.node],
         ])
 
     /// The tests' request handler.
@@ -129,15 +171,16 @@ struct TestCluster {
         }
     }
 
-    /// Starts a server for `identity`, runs `body` with it and its port, and stops it.
+    /// Starts a server for `identity` answering with `handler`, runs `body` with it and its port,
+    /// and stops it.
     func withServer<T>(
         _ identity: PeerIdentity = .node(id: 1), configuration: TransportConfiguration? = nil,
         policy: AuthorizationPolicy = TestCluster.policy, logs: LogCapture,
-        _ body: (NodeServer, Int) async throws -> T
+        handler: @escaping NodeRequestHandler = TestCluster.handler, _ body: (NodeServer, Int) async throws -> T
     ) async throws -> T {
         let server = try NodeServer(
             configuration: configuration ?? self.configuration(identity), policy: policy, logger: logs.logger,
-            handler: Self.handler)
+            handler: handler)
         let port = try await server.start()
         do {
             let result = try await body(server, port)
@@ -151,10 +194,10 @@ struct TestCluster {
 }
 
 /// Runs `body`, failing if it takes longer than `seconds`: every wait in these tests is bounded.
-/// The default is generous because CPU-bound suites running beside this one can hold both threads
-/// of the shared pool for seconds, and certificate verification needs one of them.
+/// The default leaves room for CPU-bound suites running beside this one, which can hold both
+/// threads of the shared pool (where this body and the servers' request handlers run) for seconds.
 func bounded<T: Sendable>(
-    _ seconds: Double = 60, _ body: @escaping @Sendable () async throws -> T
+    _ seconds: Double = 30, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
@@ -193,3 +236,46 @@ func transportError(_ body: () async throws -> Void) async -> TransportError? {
 func lengthPrefix(_ length: UInt32) -> [UInt8] {
     [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)]
 }
+
+/// Keeps every thread of Swift's shared cooperative pool busy with CPU-bound tasks that never
+/// suspend, as CPU-heavy test suites do on a 2-core machine, until stopped or `limit` has passed.
+final class PoolSaturation: Sendable {
+    /// The pool's width: one thread per active core.
+    let threads = ProcessInfo.processInfo.activeProcessorCount
+    private let spinning = Atomic<Int>(0)
+    private let stopped = Atomic<Bool>(false)
+
+    init(limit: Duration) {
+        let end = ContinuousClock.now + limit
+        for _ in 0..<threads {
+            Task.detached { [self] in
+                spinning.add(1, ordering: .sequentiallyConsistent)
+                var sink: UInt64 = 0
+                while !stopped.load(ordering: .relaxed), ContinuousClock.now < end {
+                    for step in 0..<10_000 { sink = sink &* 6_364_136_223_846_793_005 &+ UInt64(step) }
+                }
+                blackHole(sink)
+                spinning.subtract(1, ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
+    /// How many spinners are running now.
+    var spinners: Int { spinning.load(ordering: .sequentiallyConsistent) }
+
+    /// Blocks the calling thread (never a pool thread: the pool is what is saturated) until every
+    /// spinner runs, at most `seconds`.
+    func waitUntilSaturated(seconds: Double) -> Bool {
+        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while spinners < threads {
+            guard ContinuousClock.now < end else { return false }
+            usleep(1000)
+        }
+        return true
+    }
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+}
+
+@inline(never)
+func blackHole(_ value: UInt64) { _ = value }

@@ -126,11 +126,18 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var heartbeatInterval: Duration = .milliseconds(500)
     /// How long a peer may be silent before it counts as down.
     public var peerTimeout: Duration = .seconds(3)
+    /// Connections the listener holds at once (``TransportConfiguration/maximumConnections``).
+    public var maximumConnections = 256
+    /// Requests one connection runs at once (``TransportConfiguration/maximumInFlightRequests``).
+    public var maximumInFlightRequests = 64
+    /// How long a connection with no frames stays open (``TransportConfiguration/idleTimeout``).
+    public var idleTimeout: Duration = .seconds(120)
 
-    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership"]
+    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
     static let membershipKeys = ["heartbeat_interval_ms", "peer_timeout_ms"]
+    static let transportKeys = ["max_connections", "max_in_flight_requests", "idle_timeout_ms"]
 
     /// Reads and checks the configuration at `path`.
     public static func load(path: String) throws(NodeConfigurationError) -> NodeConfiguration {
@@ -223,6 +230,24 @@ public struct NodeConfiguration: Sendable, Hashable {
             configuration.heartbeatInterval = .milliseconds(interval)
             configuration.peerTimeout = .milliseconds(timeout)
         }
+        if let transportValue = table["transport"] {
+            guard let transport = transportValue.table else {
+                throw reader.error("transport", "is a \(transportValue.type); it must be a table ([transport])")
+            }
+            try reader.refuseUnknown(transport, allowed: transportKeys, prefix: "transport.")
+            configuration.maximumConnections = try reader.count(
+                transport["max_connections"], key: "transport.max_connections", default: 256)
+            configuration.maximumInFlightRequests = try reader.count(
+                transport["max_in_flight_requests"], key: "transport.max_in_flight_requests", default: 64)
+            let idle = try reader.milliseconds(
+                transport["idle_timeout_ms"], key: "transport.idle_timeout_ms", default: 120_000)
+            guard Int64(idle) > Self.milliseconds(configuration.heartbeatInterval) else {
+                throw reader.error(
+                    "transport.idle_timeout_ms",
+                    "\(idle) is not longer than membership.heartbeat_interval_ms; peers' connections would be closed")
+            }
+            configuration.idleTimeout = .milliseconds(idle)
+        }
         return configuration
     }
 
@@ -244,6 +269,9 @@ public struct NodeConfiguration: Sendable, Hashable {
         }
         transport.listenHost = listen.host
         transport.listenPort = listen.port
+        transport.maximumConnections = maximumConnections
+        transport.maximumInFlightRequests = maximumInFlightRequests
+        transport.idleTimeout = idleTimeout
         return transport
     }
 
@@ -295,6 +323,16 @@ struct TOMLFieldReader {
         let text = try string(value, key: key, what: "a path string (relative paths are from the config's directory)")
         if text.hasPrefix("/") { return text }
         return URL(fileURLWithPath: base).appendingPathComponent(text).standardizedFileURL.path
+    }
+
+    func count(
+        _ value: (any TOMLValueConvertible)?, key: String, default fallback: Int
+    ) throws(NodeConfigurationError) -> Int {
+        guard let value else { return fallback }
+        guard let number = value.int, (1...100_000).contains(number) else {
+            throw error(key, "\(value) is not a whole number 1-100000")
+        }
+        return number
     }
 
     func milliseconds(

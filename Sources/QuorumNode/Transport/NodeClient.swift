@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -23,6 +24,7 @@ public struct NodeClient: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "quorum.transport.client")
     ) throws(TransportError) {
+        try configuration.checkLimits()
         self.configuration = configuration
         self.group = eventLoopGroup
         var logger = logger
@@ -44,8 +46,11 @@ public struct NodeClient: Sendable {
     ///   ``TransportError/Code/connectFailed``. A server refusing *our* certificate shows up in
     ///   TLS 1.3 only after the handshake, as the first request failing with
     ///   ``TransportError/Code/connectionClosed``.
+    ///
+    /// `serverFrames` says what the connection does with frames the server starts: the default
+    /// ignores one-way frames and answers requests `unknown-message-type`.
     public func connect(
-        host: String, port: Int, expecting expected: PeerIdentity
+        host: String, port: Int, expecting expected: PeerIdentity, serverFrames: ServerFrames = .ignored
     ) async throws(TransportError)
         -> NodeConnection
     {
@@ -63,6 +68,10 @@ public struct NodeClient: Sendable {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        let (oneWayFrames, oneWayContinuation) = AsyncStream.makeStream(
+            of: Frame.self, bufferingPolicy: .bufferingOldest(max(1, serverFrames.bufferedOneWayFrames)))
+        if serverFrames.bufferedOneWayFrames == 0 { oneWayContinuation.finish() }
+        let dropped = NIOLockedValueBox(0)
         let channel: any Channel
         let handler: NIOLoopBound<ClientConnectionHandler>
         let handshake: EventLoopFuture<PeerIdentity>
@@ -76,7 +85,8 @@ public struct NodeClient: Sendable {
                     let promise = channel.eventLoop.makePromise(of: PeerIdentity.self)
                     let connection = ClientConnectionHandler(
                         configuration: configuration, verdict: verdict, handshake: promise, target: target,
-                        logger: connectionLogger)
+                        logger: connectionLogger, serverFrames: serverFrames, oneWayFrames: oneWayContinuation,
+                        dropped: dropped)
                     try SecurePipeline.configure(
                         channel, tls: tls, limits: configuration.frameLimits, logger: connectionLogger,
                         handler: connection)
@@ -84,6 +94,7 @@ public struct NodeClient: Sendable {
                 }
             }
         } catch {
+            oneWayContinuation.finish()
             throw TransportError(.connectFailed, peer: target, "cannot connect (\(error))")
         }
         let identity: PeerIdentity
@@ -98,7 +109,8 @@ public struct NodeClient: Sendable {
         }
         return NodeConnection(
             peer: identity, target: target, channel: channel, handler: handler,
-            defaultDeadline: configuration.defaultRequestDeadline, limits: configuration.frameLimits)
+            defaultDeadline: configuration.defaultRequestDeadline, limits: configuration.frameLimits,
+            oneWayFrames: oneWayFrames, dropped: dropped)
     }
 
     /// Connects like ``connect(host:port:expecting:)``, retrying failed attempts after the delays
@@ -108,12 +120,13 @@ public struct NodeClient: Sendable {
     /// waiting does not change a certificate. `sleep` is `Task.sleep` unless a test passes a fake.
     public func connect(
         host: String, port: Int, expecting expected: PeerIdentity, backoff: ReconnectBackoff,
+        serverFrames: ServerFrames = .ignored,
         sleep: @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) async throws(TransportError) -> NodeConnection {
         var backoff = backoff
         while true {
             do {
-                return try await connect(host: host, port: port, expecting: expected)
+                return try await connect(host: host, port: port, expecting: expected, serverFrames: serverFrames)
             } catch {
                 guard error.code == .connectFailed, let delay = backoff.nextDelay() else { throw error }
                 logger.info(
@@ -127,7 +140,8 @@ public struct NodeClient: Sendable {
     }
 }
 
-/// An authenticated connection to one peer: requests with correlation ids and deadlines.
+/// An authenticated connection to one peer: requests with correlation ids and deadlines, and
+/// whatever the peer starts itself (``ServerFrames``).
 ///
 /// Safe to use from many tasks at once; every request is answered by its own response however
 /// the peer orders them.
@@ -140,11 +154,23 @@ public final class NodeConnection: Sendable {
     private let handler: NIOLoopBound<ClientConnectionHandler>
     private let defaultDeadline: Duration
     private let limits: FrameLimits
+    private let dropped: NIOLockedValueBox<Int>
+
+    /// The one-way frames the peer sends, in order, buffered as the connection's ``ServerFrames``
+    /// say (nothing, and finished at once, by default). The stream finishes when the connection
+    /// closes; iterate it from one task.
+    public let oneWayFrames: AsyncStream<Frame>
+
+    /// One-way frames dropped because ``oneWayFrames`` was full (``ServerFrames/Overflow/dropNewest``).
+    public var droppedOneWayFrames: Int { dropped.withLockedValue { $0 } }
 
     init(
         peer: PeerIdentity, target: String, channel: any Channel, handler: NIOLoopBound<ClientConnectionHandler>,
-        defaultDeadline: Duration, limits: FrameLimits
+        defaultDeadline: Duration, limits: FrameLimits, oneWayFrames: AsyncStream<Frame>,
+        dropped: NIOLockedValueBox<Int>
     ) {
+        self.oneWayFrames = oneWayFrames
+        self.dropped = dropped
         self.peer = peer
         self.target = target
         self.channel = channel
@@ -231,7 +257,8 @@ public final class NodeConnection: Sendable {
 
 /// One client connection on its event loop: finishes the handshake, then assigns correlation ids,
 /// keeps at most the configured number of requests in flight (queueing the rest, and holding the
-/// queue while the socket is not writable), and matches responses to requests.
+/// queue while the socket is not writable), and matches responses to requests. Frames the server
+/// starts go where the connection's ``ServerFrames`` say.
 final class ClientConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias OutboundIn = Frame
@@ -262,10 +289,22 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Why the connection ended, once it has: the first error seen, or the peer closing it.
     private var closedReason: String?
 
+    private let serverFrames: ServerFrames
+    private let oneWayFrames: AsyncStream<Frame>.Continuation
+    private let dropped: NIOLockedValueBox<Int>
+    /// The identity the server's certificate proved, once the handshake has completed.
+    private var peer: PeerIdentity?
+    /// The server's requests being answered, by its correlation ids.
+    private var serverRequests: [UInt64: (task: Task<Void, Never>, timeout: Scheduled<Void>?)] = [:]
+
     init(
         configuration: TransportConfiguration, verdict: PeerVerdict, handshake: EventLoopPromise<PeerIdentity>,
-        target: String, logger: Logger
+        target: String, logger: Logger, serverFrames: ServerFrames = .ignored,
+        oneWayFrames: AsyncStream<Frame>.Continuation, dropped: NIOLockedValueBox<Int>
     ) {
+        self.serverFrames = serverFrames
+        self.oneWayFrames = oneWayFrames
+        self.dropped = dropped
         self.configuration = configuration
         self.verdict = verdict
         self.handshake = handshake
@@ -297,6 +336,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         handshakeTimeout?.cancel()
         switch verdict.withLockedValue({ $0 }) {
         case .success(let identity)?:
+            peer = identity
             handshake?.succeed(identity)
             handshake = nil
         case .failure(let error)?:
@@ -405,27 +445,101 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             entries[frame.correlationID] = nil
             inFlight -= 1
             entry.timeout.cancel()
-            if frame.kind == .response {
-                entry.promise.succeed(frame)
-            } else {
-                let response = try? frame.errorResponse()
-                // The peer gave up at the deadline it was sent: the same failure as our own timer.
-                let code: TransportError.Code = response?.code == .deadlineExceeded ? .deadlineExceeded : .refusedByPeer
-                entry.promise.fail(
-                    TransportError(
-                        code, peer: target, response.map { "\($0)" } ?? "an error response that does not decode",
-                        response: response))
-            }
+            // An error response of deadline-exceeded is the same failure as our own timer.
+            entry.promise.completeWith(RequestAnswer.result(of: frame, peer: target))
             pump()
         case .oneWay:
-            logger.debug("ignoring a one-way frame", metadata: ["type": "\(frame.messageType)"])
+            received(oneWay: frame, context: context)
         case .request:
+            serverRequest(frame, context: context)
+        }
+    }
+
+    // MARK: frames the server starts
+
+    private func received(oneWay frame: Frame, context: ChannelHandlerContext) {
+        guard serverFrames.bufferedOneWayFrames > 0 else {
+            logger.debug("ignoring a one-way frame", metadata: ["type": "\(frame.messageType)"])
+            return
+        }
+        // Enqueued, or terminated (the connection is closing, or the consumer stopped listening).
+        guard case .dropped = oneWayFrames.yield(frame) else { return }
+        let buffered = serverFrames.bufferedOneWayFrames
+        switch serverFrames.overflow {
+        case .dropNewest:
+            let total = dropped.withLockedValue { count in
+                count += 1
+                return count
+            }
             logger.warning(
-                "closing connection: the peer sent a request on a client connection",
-                metadata: ["type": "\(frame.messageType)"])
-            closedReason = closedReason ?? "the peer broke the protocol (a request on a client connection)"
+                "dropping a one-way frame: the buffer of \(buffered) frames is full",
+                metadata: ["type": "\(frame.messageType)", "dropped": "\(total)"])
+        case .closeConnection:
+            let reason = "the buffer of \(buffered) one-way frames is full; the consumer is not keeping up"
+            logger.warning("closing connection: \(reason)", metadata: ["type": "\(frame.messageType)"])
+            closedReason = closedReason ?? reason
             context.close(promise: nil)
         }
+    }
+
+    /// Answers a request the server sent, with the ``ServerFrames/requestHandler`` or, without one,
+    /// `unknown-message-type`.
+    private func serverRequest(_ frame: Frame, context: ChannelHandlerContext) {
+        guard let handler = serverFrames.requestHandler, let peer else {
+            answer(
+                context,
+                try? Frame.errorResponse(
+                    ErrorResponse(
+                        .unknownMessageType, "this client answers no requests (message type \(frame.messageType))"),
+                    to: frame))
+            return
+        }
+        guard serverRequests[frame.correlationID] == nil else {
+            let reason = "correlation id \(frame.correlationID) is already in flight on this connection"
+            logger.notice("refused server request: \(reason)")
+            answer(context, try? Frame.errorResponse(ErrorResponse(.malformedRequest, reason), to: frame))
+            return
+        }
+        guard serverRequests.count < configuration.maximumInFlightRequests else {
+            let reason =
+                "\(serverRequests.count) server requests are running on this client; the limit is \(configuration.maximumInFlightRequests)"
+            logger.notice("refused server request: \(reason)")
+            answer(context, try? Frame.errorResponse(ErrorResponse(.unavailable, reason), to: frame))
+            return
+        }
+        let logger = logger
+        let limits = configuration.frameLimits
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let task = Task {
+            let reply = await RequestAnswer.run(handler, peer: peer, frame: frame, logger: logger)
+            eventLoop.execute {
+                let (connection, context) = bound.value
+                guard let running = connection.serverRequests.removeValue(forKey: frame.correlationID) else {
+                    return  // expired, or the connection closed
+                }
+                running.timeout?.cancel()
+                connection.answer(context, RequestAnswer.checked(reply, for: frame, limits: limits, logger: logger))
+            }
+        }
+        var timeout: Scheduled<Void>?
+        if let deadline = frame.deadline {
+            timeout = eventLoop.scheduleTask(in: TimeAmount(deadline)) {
+                let (connection, context) = bound.value
+                guard let running = connection.serverRequests.removeValue(forKey: frame.correlationID) else { return }
+                running.task.cancel()
+                let reason = "no answer within the request's deadline of \(frame.deadlineMilliseconds) ms"
+                logger.notice("server request expired", metadata: ["type": "\(frame.messageType)"])
+                connection.answer(
+                    context, try? Frame.errorResponse(ErrorResponse(.deadlineExceeded, reason), to: frame))
+            }
+        }
+        serverRequests[frame.correlationID] = (task, timeout)
+    }
+
+    private func answer(_ context: ChannelHandlerContext, _ frame: Frame?) {
+        guard let frame, closedReason == nil else { return }
+        context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -456,6 +570,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             failHandshake(
                 TransportError(.connectFailed, peer: target, "connection closed during the handshake (\(reason))"))
         }
+        oneWayFrames.finish()
+        for running in serverRequests.values {
+            running.timeout?.cancel()
+            running.task.cancel()
+        }
+        serverRequests = [:]
         let pending = entries
         entries = [:]
         queue.removeAll()

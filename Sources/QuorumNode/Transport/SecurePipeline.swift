@@ -14,25 +14,28 @@ typealias PeerVerdict = NIOLockedValueBox<Result<PeerIdentity, TransportError>?>
 enum SecurePipeline {
     /// The TLS handler for one connection. The verification callback replaces BoringSSL's own
     /// chain check (see ``TransportConfiguration``): it runs the cluster's checks off the event
-    /// loop, records the verdict for the connection handler, logs a refusal with its reason, and
-    /// lets the handshake fail with a TLS alert.
+    /// loop and off the shared cooperative pool (on ``VerificationExecutor``), records the verdict
+    /// for the connection handler, logs a refusal with its reason, and lets the handshake fail
+    /// with a TLS alert.
     static func tlsHandler(
         context: NIOSSLContext, isServer: Bool, serverHostname: String?, authenticator: PeerAuthenticator,
         verdict: PeerVerdict, remote: String, logger: Logger
     ) throws -> NIOSSLHandler {
         let callback: NIOSSLCustomVerificationCallback = { certificates, promise in
             let chain = certificates.compactMap { try? $0.toDERBytes() }
-            promise.completeWithTask {
+            // Not `promise.completeWithTask`: that task would wait for a thread of the shared
+            // cooperative pool, which CPU-bound work can hold for seconds (VerificationExecutor).
+            Task(executorPreference: VerificationExecutor.shared) {
                 let result = await authenticator.authenticate(chain: chain, peer: remote)
                 verdict.withLockedValue { $0 = result }
                 switch result {
                 case .success:
-                    return .certificateVerified
+                    promise.succeed(.certificateVerified)
                 case .failure(let error):
                     logger.warning(
                         "refused peer certificate",
                         metadata: ["peer": "\(remote)", "code": "\(error.code.rawValue)", "reason": "\(error.reason)"])
-                    return .failed
+                    promise.succeed(.failed)
                 }
             }
         }

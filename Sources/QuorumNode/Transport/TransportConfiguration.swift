@@ -39,6 +39,15 @@ public struct TransportConfiguration: Sendable {
     /// Requests a client connection queues behind the in-flight ones before refusing new ones as
     /// ``TransportError/Code/overloaded``.
     public var maximumQueuedRequests: Int = 1024
+    /// Connections a ``NodeServer`` holds open at once, authenticated or still in their
+    /// handshake. One more is closed as soon as it is accepted, with the reason logged; the open
+    /// ones are not disturbed. A cluster needs one per peer node and proxy plus a few operators.
+    public var maximumConnections: Int = 256
+    /// How long a ``NodeServer`` keeps a connection on which no frame has gone either way and
+    /// nothing is running; then it closes it, logging why. Heartbeats (every 500 ms between nodes)
+    /// keep node connections open; a client that holds a connection for pushes has to send
+    /// something within this time or reconnect. Nil keeps idle connections forever.
+    public var idleTimeout: Duration? = .seconds(120)
     /// The clock certificates are checked against. Tests move it; production leaves `Date()`.
     public var now: @Sendable () -> Date = { Date() }
 
@@ -90,6 +99,24 @@ public struct TransportConfiguration: Sendable {
         return TransportConfiguration(
             identity: identity, certificate: certificate, clusterCA: clusterCA, tlsCertificate: tlsCertificate,
             tlsPrivateKey: tlsPrivateKey, tlsClusterCA: tlsClusterCA)
+    }
+
+    /// Refuses limits that would make a listener or client useless or unbounded.
+    func checkLimits() throws(TransportError) {
+        let source = "\(identity) transport configuration"
+        guard maximumConnections >= 1 else {
+            throw TransportError(
+                .configuration, peer: source, "maximumConnections is \(maximumConnections); it must be at least 1")
+        }
+        guard maximumInFlightRequests >= 1 else {
+            throw TransportError(
+                .configuration, peer: source,
+                "maximumInFlightRequests is \(maximumInFlightRequests); it must be at least 1")
+        }
+        if let idleTimeout, idleTimeout <= .zero {
+            throw TransportError(
+                .configuration, peer: source, "idleTimeout is \(idleTimeout); it must be positive, or nil for none")
+        }
     }
 
     /// A configuration from a freshly issued certificate (tests, `quorumctl` one-offs).
