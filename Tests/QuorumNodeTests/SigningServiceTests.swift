@@ -32,6 +32,7 @@ struct SigningFixture: Sendable {
 final class TestSigner: Sendable {
     let id: UInt16
     let directory: URL
+    let store: NodeStore
     let service: SigningService
     let clock = TestClock()
     let logs = LogCapture()
@@ -44,6 +45,7 @@ final class TestSigner: Sendable {
         self.directory = try directory ?? TestKit.temporaryDirectory("signing-test")
         let clock = clock
         let store = try NodeStore(dataDirectory: self.directory.path)
+        self.store = store
         service = SigningService(
             nodeID: id, bootEpoch: epoch, keys: { keys }, store: store, configuration: configuration,
             logger: logs.logger, now: { clock.now })
@@ -332,7 +334,7 @@ struct SigningRound {
         weak var firstStore: NodeStore?
         func firstProcess() async throws {
             let first = try TestSigner(1, keys: keys, directory: directory)
-            firstStore = first.service.ledger.store
+            firstStore = first.store
             let round = try await SigningRound.start([first] + others)
             #expect(try await first.ask(try round.request(for: 1, message: Array("allow".utf8))).kind == .response)
         }
@@ -409,7 +411,7 @@ struct SigningRound {
     }
 }
 
-@Suite struct NoncePoolRules {
+@Suite struct SigningNoncePoolRules {
     let key: KeyPackage<Ed25519Suite>
 
     init() throws { key = try SigningHelpers.dealer(Ed25519Suite.self, k: 2, n: 3).0[0] }

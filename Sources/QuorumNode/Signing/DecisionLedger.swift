@@ -65,18 +65,33 @@ public struct DecisionLedger: Sendable {
     static let timePrefix = Array("t/".utf8)
     static let evidencePrefix = Array("e/".utf8)
 
-    /// The store the ledger lives in.
-    public let store: NodeStore
+    /// The store, held weakly: the node runtime owns it and closes it when it goes, so a request
+    /// still finishing during shutdown cannot keep RocksDB open past the process's exit.
+    private weak let held: NodeStore?
+    /// The store's directory, for errors once it is closed.
+    public let path: String
 
-    /// The ledger in `store`'s `decisions` family.
-    public init(store: NodeStore) { self.store = store }
+    /// The ledger in `store`'s `decisions` family. The caller keeps `store` open.
+    public init(store: NodeStore) {
+        held = store
+        path = store.path
+    }
+
+    /// The store, while its owner keeps it open.
+    public var store: NodeStore {
+        get throws(NodeStoreError) {
+            guard let held else { throw NodeStoreError(path: path, "is closed; the node is shutting down") }
+            return held
+        }
+    }
 
     /// The decision signed for `requestID`, if one is retained.
     public func decision(for requestID: String) throws(NodeStoreError) -> Record? {
+        let store = try self.store
         guard let value = try store.get(.decisions, Self.decisionPrefix + Array(requestID.utf8)) else { return nil }
         guard value.count == 40 else {
             throw NodeStoreError(
-                path: store.path, "decision record for request \(requestID) is \(value.count) bytes, not 40")
+                path: path, "decision record for request \(requestID) is \(value.count) bytes, not 40")
         }
         return Record(digest: Array(value[0..<32]), signedAt: Int64(bitPattern: UInt64(bigEndianBytes: value[32...])))
     }
@@ -84,6 +99,7 @@ public struct DecisionLedger: Sendable {
     /// Records that the node signed the message with SHA-256 `digest` for `requestID` at `at`, in
     /// one synced batch with its time-index entry.
     public func record(requestID: String, digest: [UInt8], at: Int64) throws(NodeStoreError) {
+        let store = try self.store
         precondition(digest.count == 32, "a decision digest is SHA-256")
         let id = Array(requestID.utf8)
         try store.write([
@@ -94,11 +110,12 @@ public struct DecisionLedger: Sendable {
 
     /// Keeps `evidence`, synced.
     public func keep(_ evidence: Evidence) throws(NodeStoreError) {
+        let store = try self.store
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let value: Data
         do { value = try encoder.encode(evidence) } catch {
-            throw NodeStoreError(path: store.path, "cannot encode evidence: \(error)")
+            throw NodeStoreError(path: path, "cannot encode evidence: \(error)")
         }
         let key =
             Self.evidencePrefix + UInt64(clamping: max(0, evidence.at)).bigEndianBytes + Array(evidence.kind.utf8)
@@ -108,6 +125,7 @@ public struct DecisionLedger: Sendable {
 
     /// Every evidence record, oldest first.
     public func evidence() throws(NodeStoreError) -> [Evidence] {
+        let store = try self.store
         var records: [Evidence] = []
         try store.scan(.decisions, prefix: Self.evidencePrefix) { _, value in
             records.append(try JSONDecoder().decode(Evidence.self, from: Data(value)))
@@ -118,6 +136,7 @@ public struct DecisionLedger: Sendable {
 
     /// How many evidence records are kept.
     public func evidenceCount() throws(NodeStoreError) -> Int {
+        let store = try self.store
         var count = 0
         try store.scan(.decisions, prefix: Self.evidencePrefix) { _, _ in
             count += 1
@@ -128,6 +147,7 @@ public struct DecisionLedger: Sendable {
 
     /// How many decisions are retained.
     public func decisionCount() throws(NodeStoreError) -> Int {
+        let store = try self.store
         var count = 0
         try store.scan(.decisions, prefix: Self.decisionPrefix) { _, _ in
             count += 1
@@ -142,6 +162,7 @@ public struct DecisionLedger: Sendable {
     /// use (docs/architecture.md, "Signing service").
     @discardableResult
     public func prune(signedBefore cutoff: Int64, limit: Int = 10_000) throws(NodeStoreError) -> Int {
+        let store = try self.store
         var changes: [NodeStore.Change] = []
         var pruned = 0
         try store.scan(.decisions, prefix: Self.timePrefix) { key, _ in
