@@ -17,7 +17,7 @@ struct Quorumctl: ParsableCommand {
             """,
         subcommands: [
             Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self, Certs.self,
-            Status.self,
+            Status.self, Bench.self,
         ]
     )
 
