@@ -22,7 +22,7 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
     private let state = Mutex<(down: Set<UInt16>, tamper: (@Sendable (any WireMessage, UInt16) -> any WireMessage)?)>(
         ([], nil))
 
-    init(nodes size: Int) throws {
+    init(nodes size: Int, expiry: Duration = .seconds(120)) throws {
         self.size = size
         root = try TestKit.temporaryDirectory("ceremony")
         var identities: [UInt16: Ed25519KeyPair] = [:]
@@ -43,7 +43,7 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
             let heard = peers
             services[id] = CeremonyService(
                 nodeID: id, identity: identities[id]!, keys: keys, store: store, dataDirectory: data,
-                peerIdentityKeys: { heard }, logger: logger)
+                peerIdentityKeys: { heard }, expiry: expiry, logger: logger)
         }
         self.identities = identities
         self.keyStores = keyStores
@@ -106,6 +106,14 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
             ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("data-\(id)").path))
                 ?? []).filter { $0.hasPrefix("keys.pending-") }
         }
+    }
+}
+
+extension ClosedRange where Bound == Int {
+    func asyncMap<T>(_ body: (Int) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for value in self { results.append(try await body(value)) }
+        return results
     }
 }
 
@@ -326,6 +334,34 @@ struct CeremonyTests {
         #expect(resent.problems.isEmpty)
         #expect(cluster.keyStores[3]!.current?.groupKeyBytes == group)
         #expect(cluster.stagedDirectories.isEmpty)
+    }
+
+    @Test("a new begin replaces a ceremony in progress; an idle one expires")
+    func replacementAndExpiry() async throws {
+        let cluster = try InProcessCeremony(nodes: 4, expiry: .milliseconds(200))
+        let first = cluster.plan()
+        let second = cluster.plan()
+        let operatorPeer = try PeerIdentity.operatorNamed("test")
+        func refusal(_ message: some WireMessage, to node: UInt16) async throws -> CeremonyRefusal? {
+            let answer = try await cluster.services[node]!.handle(
+                operatorPeer, try Frame.request(message, correlationID: 1))
+            return try? answer?.decode(CeremonyRefusal.self)
+        }
+        let round1 = try await (1...4).asyncMap { id in
+            try await cluster.services[UInt16(id)]!.handle(
+                operatorPeer, try Frame.request(try first.begin(), correlationID: 1))!
+                .decode(CeremonyRound1.self)
+        }
+        let round2 = try CeremonyRound2Request(ceremonyID: first.ceremonyID, round1: round1)
+        // Node 1 is sent another ceremony's begin: the first one is gone there.
+        _ = try await cluster.services[1]!.handle(operatorPeer, try Frame.request(try second.begin(), correlationID: 1))
+        let replaced = try #require(try await refusal(round2, to: 1))
+        #expect(replaced.phase == .round2)
+        #expect(replaced.reason.contains("not in progress"), "\(replaced)")
+        // Node 2 still has the first, until it has been idle longer than the expiry.
+        try await Task.sleep(for: .milliseconds(300))
+        let expired = try #require(try await refusal(round2, to: 2))
+        #expect(expired.reason.contains("expired"), "\(expired)")
     }
 
     @Test("a commit whose certificate lacks a signature, or carries a forged one, installs nothing anywhere")

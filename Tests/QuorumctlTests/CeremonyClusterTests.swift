@@ -71,6 +71,12 @@ struct CeremonyClusterTests {
                         identityKey: Hex.decode(participant["identity_key"] as! String)!))
             }
 
+            // Sending the certificate again changes nothing: every node answers committed.
+            let recommit = try await ws.quorumctl(
+                ["keygen", "commit"] + cluster.operatorArguments + ["--ceremony", ws.path("out/ceremony.json")])
+            #expect(recommit.status == 0, "\(recommit)")
+            #expect(recommit.stdoutLines == (1...4).map { "node \($0): committed" }, "\(recommit)")
+
             // A second keygen is refused while the nodes hold keys.
             let again = try await ws.quorumctl(
                 ["keygen"] + cluster.operatorArguments + ["--threshold", "3", "--out", ws.path("again")])
@@ -144,6 +150,56 @@ struct CeremonyClusterTests {
             let group = try KeyFiles.decodeGroup(
                 try KeyFiles.readFile(ws.path("out/group.json")), as: Ed25519Suite.self, file: "group.json")
             try await expectStatus(cluster, groupKey: Hex.encode(try group.verifyingKey.serialized()))
+            await cluster.stopAll()
+        }
+    }
+
+    @Test("a node killed after round 3 keeps its staged keys: the others install them, and after a restart so does it")
+    func crashBeforeCommit() async throws {
+        try await TestCluster.with(nodes: 4) { cluster in
+            let ws = cluster.workspace
+            try await cluster.startAll()
+            let client = try operatorClient(cluster)
+            let plan = CeremonyPlan(kind: .dkg, threshold: 3, participants: try await participants(cluster, client))
+            let relay = ClusterRelay(cluster: try clusterFile(cluster), client: client)
+            let daemon3 = try #require(cluster.daemons[3])
+            let runner = CeremonyRunner(relay: relay, timeout: .seconds(10)) { phase, _ in
+                if phase == .round3 { await daemon3.crash() }
+            }
+            var certificate: CeremonyCommit?
+            do throws(CeremonyFailure) {
+                _ = try await runner.run(plan)
+                Issue.record("node 3 cannot have confirmed the commit")
+            } catch {
+                #expect(error.phase == .commit)
+                #expect(error.committed == [1, 2, 4], "\(error)")
+                #expect(error.description.contains("keep them staged"), "\(error)")
+                certificate = error.commit
+            }
+            await relay.close()
+            let staged = try FileManager.default.contentsOfDirectory(atPath: ws.path("data-3"))
+            #expect(staged.contains { $0.hasPrefix("keys.pending-") }, "\(staged)")
+            #expect(!FileManager.default.fileExists(atPath: ws.path("data-3/keys/group.json")))
+
+            try await cluster.start(3)
+            try await cluster.waitUntilConverged()
+            let again = ClusterRelay(cluster: try clusterFile(cluster), client: client)
+            let resent = await CeremonyRunner(relay: again, timeout: .seconds(10))
+                .sendCommit(try #require(certificate), to: [1, 2, 3, 4])
+            await again.close()
+            #expect(resent.committed == [1, 2, 3, 4], "\(resent.problems)")
+            let group = try KeyFiles.decodeGroup(
+                try KeyFiles.readFile(ws.path("data-1/keys/group.json")), as: Ed25519Suite.self, file: "group.json")
+            #expect(
+                try KeyFiles.readFile(ws.path("data-3/keys/group.json"))
+                    == KeyFiles.readFile(ws.path("data-1/keys/group.json")))
+            try await expectStatus(cluster, groupKey: Hex.encode(try group.verifyingKey.serialized()))
+            let shares = try [1, 3, 4].map { try share(ws, node: $0, "signing") }
+            let message = Array("after the restart".utf8)
+            let signature = try SigningHelpers.sign(message, keys: shares, group: group)
+            #expect(
+                Ed25519KeyPair.verify(
+                    signature: signature.bytes, message: message, publicKey: try group.verifyingKey.serialized()))
             await cluster.stopAll()
         }
     }
