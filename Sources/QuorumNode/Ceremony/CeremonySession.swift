@@ -30,7 +30,7 @@ public struct CeremonyRefusalReason: Error, Sendable, CustomStringConvertible {
 ///
 /// The DKG secrets (`Round1Secret`, `Round2Secret`) live only in this value, in memory; they are
 /// dropped (and their scalars zeroed) when a round moves past them or the session is discarded.
-public struct CeremonySession: Sendable {
+public struct CeremonySession: Sendable, CustomStringConvertible {
     /// The ceremony's id.
     public let ceremonyID: [UInt8]
     /// DKG or refresh.
@@ -51,13 +51,21 @@ public struct CeremonySession: Sendable {
     private var state: State
 
     /// What round three produces: the keys to stage, the record to keep, the answer to send.
-    public struct Staged: Sendable {
+    public struct Staged: Sendable, CustomStringConvertible {
         /// The new keys; not to be used before a valid success certificate.
         public let keys: NodeKeys
         /// The transcript digest every participant must sign.
         public let transcriptDigest: [UInt8]
         /// The answer to the operator.
         public let response: CeremonyRound3
+
+        /// The transcript digest; the keys print as `<redacted>`.
+        public var description: String { "Staged(transcript: \(Hex.encode(transcriptDigest)), keys: <redacted>)" }
+    }
+
+    /// The ceremony and this node, never the secrets it holds.
+    public var description: String {
+        "CeremonySession(\(Hex.encode(ceremonyID)), \(kind), node \(nodeID), \(threshold)-of-\(participants.count), <redacted>)"
     }
 
     private var identityKeys: [UInt16: [UInt8]] {
