@@ -18,6 +18,8 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
     let root: URL
     let identities: [UInt16: Ed25519KeyPair]
     let keyStores: [UInt16: NodeKeyStore]
+    /// The state stores; the services hold them weakly, as in a node, where the runtime owns them.
+    let stores: [UInt16: NodeStore]
     let services: [UInt16: CeremonyService]
     private let state = Mutex<(down: Set<UInt16>, tamper: (@Sendable (any WireMessage, UInt16) -> any WireMessage)?)>(
         ([], nil))
@@ -27,6 +29,7 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
         root = try TestKit.temporaryDirectory("ceremony")
         var identities: [UInt16: Ed25519KeyPair] = [:]
         var keyStores: [UInt16: NodeKeyStore] = [:]
+        var stores: [UInt16: NodeStore] = [:]
         var services: [UInt16: CeremonyService] = [:]
         for id in (1...size).map(UInt16.init) { identities[id] = Ed25519KeyPair() }
         let known = identities
@@ -36,6 +39,7 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
             let data = root.appendingPathComponent("data-\(id)").path
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
             let store = try NodeStore(dataDirectory: data)
+            stores[id] = store
             let keys = try NodeKeyStore(dataDirectory: data)
             keyStores[id] = keys
             var peers: [UInt16: [UInt8]?] = [:]
@@ -47,6 +51,7 @@ final class InProcessCeremony: CeremonyRelay, @unchecked Sendable {
         }
         self.identities = identities
         self.keyStores = keyStores
+        self.stores = stores
         self.services = services
     }
 

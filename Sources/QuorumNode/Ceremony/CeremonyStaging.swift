@@ -90,8 +90,26 @@ struct CeremonyStaging: Sendable {
     static func completedKey(_ id: [UInt8]) -> [UInt8] { Array("completed/".utf8) + Array(Hex.encode(id).utf8) }
 
     let dataDirectory: String
-    let store: NodeStore
     let keys: NodeKeyStore
+    /// The state store, held weakly: the node runtime owns it and closes it when it goes, so a
+    /// request still finishing during shutdown cannot keep RocksDB open past the process's exit.
+    private weak let held: NodeStore?
+    private let storePath: String
+
+    init(dataDirectory: String, store: NodeStore, keys: NodeKeyStore) {
+        self.dataDirectory = dataDirectory
+        self.keys = keys
+        self.held = store
+        self.storePath = store.path
+    }
+
+    /// The state store, while its owner keeps it open.
+    var store: NodeStore {
+        get throws(NodeStoreError) {
+            guard let held else { throw NodeStoreError(path: storePath, "is closed; the node is shutting down") }
+            return held
+        }
+    }
 
     func directory(_ id: [UInt8]) -> String {
         (dataDirectory as NSString).appendingPathComponent("keys.pending-\(Hex.encode(id))")
@@ -124,7 +142,7 @@ struct CeremonyStaging: Sendable {
 
     /// Removes every staged key directory and the pending record.
     func discard() {
-        try? store.write([.delete(.ceremony, Self.pendingKey)])
+        try? (try? store)?.write([.delete(.ceremony, Self.pendingKey)])
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? []
         for entry in entries where entry.hasPrefix("keys.pending-") {
             try? FileManager.default.removeItem(atPath: (dataDirectory as NSString).appendingPathComponent(entry))
