@@ -114,6 +114,8 @@ public final class NodeRuntime: Sendable {
             CeremonyService(
                 configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
                 logger: logger),
+            RepairService(
+                nodeID: configuration.nodeID, identity: identity, keys: keys, membership: membership, logger: logger),
         ]
         let router = NodeRouter(handlers)
         self.router = router

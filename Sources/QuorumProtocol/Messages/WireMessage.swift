@@ -67,6 +67,7 @@ public struct MessageRegistry: Sendable {
     public static let all = MessageRegistry([
         Heartbeat.self, StatusRequest.self, StatusResponse.self,
         KeyImportRequest.self, KeyImportResponse.self,
+        RepairDeltasRequest.self, RepairShares.self, RepairSigmaRequest.self, RepairInstallRequest.self,
         CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
     ] + ceremonyMessages)
 
