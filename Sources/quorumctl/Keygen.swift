@@ -15,8 +15,10 @@ enum SuiteOption: String, ExpressibleByArgument, CaseIterable {
 /// is why the parent declares none.
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate, refresh or import the group's signing and sealing keys.",
-        subcommands: [KeygenGenerate.self, KeygenImport.self, KeygenRefresh.self, KeygenCommit.self],
+        abstract: "Generate, refresh, repair or import the group's signing and sealing keys.",
+        subcommands: [
+            KeygenGenerate.self, KeygenImport.self, KeygenRefresh.self, KeygenRepair.self, KeygenCommit.self,
+        ],
         defaultSubcommand: KeygenGenerate.self
     )
 }

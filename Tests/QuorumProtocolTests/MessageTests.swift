@@ -1,3 +1,4 @@
+import Foundation
 import QuorumProtocol
 import QuorumTestKit
 import Testing
@@ -6,11 +7,38 @@ import Testing
     static let groupKey = (0..<32).map { UInt8($0) }
     static let digest = "sha256:" + String(repeating: "5a", count: 32)
 
-    @Test func typeNumbersAreTheDocumentedOnes() {
+    /// Every `| N | `Name` |` row of docs/protocol.md's message tables, in order.
+    static func documentedTypes() throws -> [(UInt16, String)] {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/protocol.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        var rows: [(UInt16, String)] = []
+        var inMessageTable = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("| type | message |") {
+                inMessageTable = true
+                continue
+            }
+            guard inMessageTable, line.hasPrefix("|") else {
+                inMessageTable = false
+                continue
+            }
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count >= 2, let number = UInt16(cells[0]) else { continue }
+            rows.append((number, cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`"))))
+        }
+        return rows
+    }
+
+    @Test func typeNumbersAreTheDocumentedOnes() throws {
         #expect(Heartbeat.type == 1)
         #expect(StatusRequest.type == 2)
         #expect(StatusResponse.type == 3)
-        #expect(MessageRegistry.all.messageTypes == [1, 2, 3])
+        let documented = try Self.documentedTypes()
+        #expect(documented.map(\.0) == MessageRegistry.all.messageTypes, "docs/protocol.md and the registry differ")
+        for (number, name) in documented {
+            #expect(MessageRegistry.all.name(of: number) == name, "type \(number) is documented as \(name)")
+        }
     }
 
     @Test func heartbeatRoundTrips() throws {
@@ -90,7 +118,7 @@ import Testing
         #expect(try answer.errorResponse().code == .unknownMessageType)
         #expect(
             try answer.errorResponse().message
-                == "unknown-message-type: message type 30583 is not one of 1, 2, 3")
+                == "unknown-message-type: message type 30583 is not one this build knows (docs/protocol.md lists them)")
     }
 
     @Test func aMalformedRequestIsAnErrorResponse() throws {

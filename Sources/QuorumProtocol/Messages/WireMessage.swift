@@ -64,12 +64,16 @@ public struct MessageRegistry: Sendable {
     }
 
     /// Every message this build defines.
-    public static let all = MessageRegistry([
-        Heartbeat.self, StatusRequest.self, StatusResponse.self,
-        KeyImportRequest.self, KeyImportResponse.self,
-        RepairDeltasRequest.self, RepairShares.self, RepairSigmaRequest.self, RepairInstallRequest.self,
-        CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
-    ] + ceremonyMessages)
+    public static let all = MessageRegistry(
+        [
+            Heartbeat.self, StatusRequest.self, StatusResponse.self,
+            KeyImportRequest.self, KeyImportResponse.self,
+            RepairDeltasRequest.self, RepairShares.self, RepairSigmaRequest.self, RepairInstallRequest.self,
+            CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
+        ] + ceremonyMessages)
+
+    /// The name of the message registered as `messageType`, or nil.
+    public func name(of messageType: UInt16) -> String? { types[messageType]?.name }
 
     /// Whether `messageType` is registered.
     public func contains(_ messageType: UInt16) -> Bool { types[messageType] != nil }
@@ -92,7 +96,7 @@ public struct MessageRegistry: Sendable {
         guard let type = types[frame.messageType] else {
             throw WireError(
                 .unknownMessageType, field: "", offset: 0,
-                "message type \(frame.messageType) is not one of \(messageTypes.map(String.init).joined(separator: ", "))"
+                "message type \(frame.messageType) is not one this build knows (docs/protocol.md lists them)"
             )
         }
         return try type.decode(payload: frame.payload)
