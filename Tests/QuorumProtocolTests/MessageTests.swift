@@ -34,7 +34,7 @@ import Testing
         #expect(Heartbeat.type == 1)
         #expect(StatusRequest.type == 2)
         #expect(StatusResponse.type == 3)
-        let documented = try Self.documentedTypes()
+        let documented = try Self.documentedTypes().sorted { $0.0 < $1.0 }
         #expect(documented.map(\.0) == MessageRegistry.all.messageTypes, "docs/protocol.md and the registry differ")
         for (number, name) in documented {
             #expect(MessageRegistry.all.name(of: number) == name, "type \(number) is documented as \(name)")

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import QuorumLog
 
 /// A node's persistent state in RocksDB under `<data_dir>/state` (DESIGN.md §2): what must outlive
@@ -41,7 +42,9 @@ public final class NodeStore: Sendable {
 
     /// The database directory.
     public let path: String
-    private let database: RocksDB
+    /// The open database; nil once ``close()`` has run. An operation takes its own reference, so
+    /// closing while one runs lets it finish and closes RocksDB after it.
+    private let handle: NIOLockedValueBox<RocksDB?>
 
     /// Opens (creating on first use) the store in `<dataDirectory>/state`.
     ///
@@ -59,9 +62,11 @@ public final class NodeStore: Sendable {
                         + "move it aside or point data_dir elsewhere")
             }
         }
+        let database: RocksDB
         do { database = try RocksDB(path: path, columnFamilies: names) } catch {
             throw NodeStoreError(path: path, "cannot open: \(error)")
         }
+        handle = NIOLockedValueBox(database)
         let recorded: [UInt8]?
         do { recorded = try database.get(Family.meta.rawValue, Self.formatKey) } catch {
             throw NodeStoreError(path: path, "cannot read the format record: \(error)")
@@ -78,8 +83,26 @@ public final class NodeStore: Sendable {
         }
     }
 
+    /// Closes the database: RocksDB stops its background work and releases the directory once no
+    /// operation is running. Every later operation throws. `quorumd` closes its store after its
+    /// services have stopped and before the process exits, so that no RocksDB thread is still
+    /// running while the process tears down.
+    public func close() {
+        handle.withLockedValue { $0 = nil }
+    }
+
+    private var database: RocksDB {
+        get throws(NodeStoreError) {
+            guard let database = handle.withLockedValue({ $0 }) else {
+                throw NodeStoreError(path: path, "the store is closed")
+            }
+            return database
+        }
+    }
+
     /// The value under `key` in `family`, or nil.
     public func get(_ family: Family, _ key: [UInt8]) throws(NodeStoreError) -> [UInt8]? {
+        let database = try database
         do { return try database.get(family.rawValue, key) } catch {
             throw NodeStoreError(path: path, "cannot read \(family.rawValue): \(error)")
         }
@@ -95,6 +118,7 @@ public final class NodeStore: Sendable {
                 batch.delete(change.family.rawValue, change.key)
             }
         }
+        let database = try database
         do { try database.write(batch) } catch {
             throw NodeStoreError(path: path, "cannot write: \(error)")
         }
@@ -105,6 +129,7 @@ public final class NodeStore: Sendable {
     public func scan(
         _ family: Family, prefix: [UInt8] = [], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
     ) throws(NodeStoreError) {
+        let database = try database
         do { try database.scan(family.rawValue, prefix: prefix, body) } catch let error as NodeStoreError {
             throw error
         } catch {
