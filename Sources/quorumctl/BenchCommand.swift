@@ -63,6 +63,9 @@ struct BenchSigning: ParsableCommand {
     @Option(help: "Commitments fetched per batch (1-256).")
     var batch: Int = 128
 
+    @Flag(help: "node mode: one request id and message throughout, so the node writes no decision after the first.")
+    var sameRequest = false
+
     func run() throws {
         guard (1...20000).contains(rate) else { throw CLIError("--rate \(rate): must be 1-20000") }
         guard duration > 0, duration <= 3600, warmup >= 0, warmup <= 600 else {
@@ -108,6 +111,7 @@ struct BenchSigning: ParsableCommand {
             if rest.count == signers.count { rest.removeLast() }
             let others = rest
             let target = node
+            let same = sameRequest
             let result = Blocking.wait { () -> Result<Load.Report, CLIError> in
                 do {
                     // The other signers' commitments are fixed; only the target's nonce is spent.
@@ -127,7 +131,8 @@ struct BenchSigning: ParsableCommand {
                                 ]).sorted { $0.identifier < $1.identifier }
                             let request = try SignRequest(
                                 bootEpoch: own.bootEpoch, nonceID: own.entry.nonceID,
-                                requestID: "bench-\(run)-n-\(index)", message: Array("bench decision \(index)".utf8),
+                                requestID: same ? "bench-\(run)-same" : "bench-\(run)-n-\(index)",
+                                message: Array("bench decision \(same ? 0 : index)".utf8),
                                 commitments: list)
                             let started = ContinuousClock.now
                             _ = try await coordinator.requestShare(request, from: target)
@@ -138,7 +143,10 @@ struct BenchSigning: ParsableCommand {
                 }
             }
             let report = try result.get()
-            Output.line(report.render("node \(node) sign round trip (SignRequest out, SignResponse back)"))
+            Output.line(
+                report.render(
+                    "node \(node) sign round trip (SignRequest out, SignResponse back)"
+                        + (sameRequest ? ", one request id: no ledger write after the first" : "")))
             failed = failed || report.errors > 0
         }
         if mode != "node" {

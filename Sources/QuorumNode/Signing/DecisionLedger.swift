@@ -99,13 +99,22 @@ public struct DecisionLedger: Sendable {
     /// Records that the node signed the message with SHA-256 `digest` for `requestID` at `at`, in
     /// one synced batch with its time-index entry.
     public func record(requestID: String, digest: [UInt8], at: Int64) throws(NodeStoreError) {
+        try record([(requestID, digest, at)])
+    }
+
+    /// Records several decisions in one synced batch (a group commit): all or none are on disk
+    /// when it returns.
+    public func record(_ decisions: [(requestID: String, digest: [UInt8], at: Int64)]) throws(NodeStoreError) {
         let store = try self.store
-        precondition(digest.count == 32, "a decision digest is SHA-256")
-        let id = Array(requestID.utf8)
-        try store.write([
-            .put(.decisions, Self.decisionPrefix + id, digest + UInt64(bitPattern: at).bigEndianBytes),
-            .put(.decisions, Self.timePrefix + UInt64(clamping: max(0, at)).bigEndianBytes + id, []),
-        ])
+        var changes: [NodeStore.Change] = []
+        for (requestID, digest, at) in decisions {
+            precondition(digest.count == 32, "a decision digest is SHA-256")
+            let id = Array(requestID.utf8)
+            changes.append(.put(.decisions, Self.decisionPrefix + id, digest + UInt64(bitPattern: at).bigEndianBytes))
+            changes.append(.put(.decisions, Self.timePrefix + UInt64(clamping: max(0, at)).bigEndianBytes + id, []))
+        }
+        guard !changes.isEmpty else { return }
+        try store.write(changes)
     }
 
     /// Keeps `evidence`, synced.

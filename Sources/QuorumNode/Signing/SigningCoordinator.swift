@@ -90,7 +90,10 @@ public final class SigningCoordinator: Sendable {
     private struct Cache {
         var bootEpoch: UInt64?
         var commitments: [NonceCommitment] = []
-        var refilling = false
+        /// The batch being fetched, if one is: every caller that finds the cache empty waits for
+        /// it instead of fetching its own, so a burst never asks a node for more commitments than
+        /// its pool holds (the node would discard the oldest).
+        var inflight: Task<Void, any Error>?
 
         mutating func pop() -> Commitment? {
             guard let epoch = bootEpoch, !commitments.isEmpty else { return nil }
@@ -198,38 +201,55 @@ public final class SigningCoordinator: Sendable {
 
     // MARK: - The commitment cache
 
-    /// Takes one of node `id`'s cached commitments, fetching a batch first when none is cached,
-    /// and starts a background refill when the cache runs low. The commitment is out of the
-    /// cache: it is never handed out again.
+    /// Takes one of node `id`'s cached commitments, waiting for a batch when none is cached, and
+    /// starts a background refill when the cache runs low. At most one batch per node is in
+    /// flight at a time. The commitment is out of the cache: it is never handed out again.
     public func nextCommitment(from id: UInt16) async throws(SigningError) -> Commitment {
-        for _ in 0..<2 {
-            let (popped, shouldRefill) = caches.withLockedValue { table -> (Commitment?, Bool) in
+        for _ in 0..<16 {
+            let (popped, low) = caches.withLockedValue { table -> (Commitment?, Bool) in
                 var cache = table[id] ?? Cache()
                 let popped = cache.pop()
-                let refill = popped != nil && !cache.refilling && cache.commitments.count < configuration.refillBelow
-                if refill { cache.refilling = true }
                 table[id] = cache
-                return (popped, refill)
-            }
-            if shouldRefill {
-                Task { try? await self.refill(id) }
+                return (popped, cache.inflight == nil && cache.commitments.count < configuration.refillBelow)
             }
             if let popped {
+                if low { _ = startRefill(id) }
                 return Commitment(nodeID: id, bootEpoch: popped.bootEpoch, entry: popped.entry)
             }
             try await refill(id)
         }
-        throw SigningError(.badAnswer, node: id, "no commitment after fetching a batch")
+        throw SigningError(.badAnswer, node: id, "no commitment left after fetching batches")
     }
 
-    /// Fetches a batch of commitments from node `id` into its cache; a batch of another epoch
-    /// replaces what was cached.
+    /// Waits for a batch of commitments from node `id` to reach its cache: the one in flight, or
+    /// a new one. A batch of another epoch replaces what was cached.
     public func refill(_ id: UInt16) async throws(SigningError) {
+        do {
+            try await startRefill(id).value
+        } catch let error as SigningError {
+            throw error
+        } catch {
+            throw SigningError(.transport, node: id, "\(error)")
+        }
+    }
+
+    /// The batch fetch in flight for node `id`, started if there is none.
+    private func startRefill(_ id: UInt16) -> Task<Void, any Error> {
+        caches.withLockedValue { table in
+            if let running = table[id]?.inflight { return running }
+            // The task clears `inflight` under this lock, so it cannot finish before it is stored.
+            let task = Task { try await self.fetchBatch(id) }
+            table[id, default: Cache()].inflight = task
+            return task
+        }
+    }
+
+    private func fetchBatch(_ id: UInt16) async throws(SigningError) {
         let response: CommitmentsResponse
         do {
             response = try await fetchCommitments(from: id, count: configuration.commitmentBatch)
         } catch {
-            caches.withLockedValue { $0[id]?.refilling = false }
+            caches.withLockedValue { $0[id]?.inflight = nil }
             throw error
         }
         caches.withLockedValue { table in
@@ -239,7 +259,7 @@ public final class SigningCoordinator: Sendable {
                 cache.commitments = []
             }
             cache.commitments += response.commitments
-            cache.refilling = false
+            cache.inflight = nil
             table[id] = cache
         }
     }

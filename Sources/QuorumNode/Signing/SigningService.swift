@@ -80,6 +80,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
     private let state: NIOLockedValueBox<State>
     private let configuration: Configuration
     private let threadPool: NIOThreadPool
+    private let committer: DecisionCommitter
     private let logger: Logger
     private let now: @Sendable () -> Int64
 
@@ -98,6 +99,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         self.bootEpoch = bootEpoch
         self.keys = keys
         self.ledger = DecisionLedger(store: store)
+        self.committer = DecisionCommitter(ledger: ledger, threadPool: threadPool)
         self.configuration = configuration
         self.threadPool = threadPool
         self.logger = logger
@@ -172,11 +174,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
 
     // MARK: - Round two
 
-    private enum LedgerOutcome: Sendable {
-        case recorded
-        case alreadySigned
-        case conflict(DecisionLedger.Record)
-    }
+    typealias LedgerOutcome = DecisionCommitter.Outcome
 
     private func sign(_ peer: PeerIdentity, _ frame: Frame) async throws -> Frame {
         let request = try frame.decode(SignRequest.self)
@@ -218,17 +216,10 @@ public final class SigningService: NodeFrameHandler, Sendable {
                 signedDigest: conflict, requestedDigest: digest)
             return try refuse(frame, peer, requestID: requestID, Self.conflictRefusal(requestID, conflict, digest))
         }
-        let ledger = ledger
         let at = now()
         let outcome: LedgerOutcome
         do {
-            outcome = try await threadPool.runIfActive { () throws -> LedgerOutcome in
-                if let existing = try ledger.decision(for: requestID) {
-                    return existing.digest == digest ? .alreadySigned : .conflict(existing)
-                }
-                try ledger.record(requestID: requestID, digest: digest, at: at)
-                return .recorded
-            }
+            outcome = try await committer.commit(requestID: requestID, digest: digest, at: at)
         } catch {
             release(requestID)
             logger.error(
