@@ -65,27 +65,6 @@ struct SigningClusterTests {
         return (request, commitments)
     }
 
-    /// SIGTERMs every node expecting exit 0 and no secret in any log (`TestCluster.stopAll`).
-    ///
-    /// Known issue: quorumd sometimes aborts at exit (RocksDB's "pthread lock: Invalid argument"
-    /// or "terminate called without an active exception") because `exit(0)` runs while the node
-    /// store is still open: handlers reachable from NIO channels that are still closing hold it
-    /// (the ceremony service holds it strongly; the signing service holds it weakly). The fix
-    /// belongs in the runtime (close the store when the service group ends); until then an exit
-    /// status 6 here is recorded as a known, intermittent issue rather than a failure.
-    static func stop(_ cluster: TestCluster) async {
-        await withKnownIssue("quorumd may abort at exit while its RocksDB store is still open", isIntermittent: true) {
-            await cluster.stopAll()
-        } matching: { issue in
-            // Only the abort at exit; a secret in a log still fails the test.
-            // (nil when the crash backtrace outlasted the 10 s wait and the node was killed).
-            issue.comments.contains {
-                $0.rawValue.contains("exit Optional(6)")
-                    || ($0.rawValue.contains("exit nil") && $0.rawValue.contains("Signal 6"))
-            }
-        }
-    }
-
     /// The signing refusal node `node` answers `request` with.
     static func refusal(
         _ coordinator: SigningCoordinator, _ request: SignRequest, from node: UInt16
@@ -173,7 +152,7 @@ struct SigningClusterTests {
             // quorumctl status still works beside the signing service.
             let status = try await cluster.workspace.quorumctl(["status"] + cluster.operatorArguments)
             #expect(status.status == 0, "\(status)")
-            await Self.stop(cluster)
+            await cluster.stopAll()
             #expect(cluster.daemons[1]?.stderr.contains("signing refused") == true)
         }
     }
@@ -213,7 +192,7 @@ struct SigningClusterTests {
             let (conflict, _) = try await Self.request(
                 coordinator, for: 2, signers: [1, 2, 3], requestID: "req-r", message: Array("decision: deny".utf8))
             #expect(try await Self.refusal(coordinator, conflict, from: 2).reason == .conflictingDecision)
-            await Self.stop(cluster)
+            await cluster.stopAll()
         }
     }
 }
