@@ -27,30 +27,14 @@ fi
 quorumctl="$BIN/quorumctl"
 quorumd="$BIN/quorumd"
 
+# shellcheck source=scripts/lib/local-cluster.sh
+source scripts/lib/local-cluster.sh
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-ceremony.XXXXXX")"
-pids=()
-stop_nodes() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    pids=()
-}
 cleanup() {
-    stop_nodes
+    cluster_kill
     if [[ "${KEEP:-0}" == 1 ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-sockets = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    sockets.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in sockets))
-EOF
-}
 
 # min median max of the numbers on stdin
 summary() { sort -n | awk '{ v[NR] = $1 } END { printf "min %d ms, median %d ms, max %d ms (%d runs)\n", v[1], v[int((NR + 1) / 2)], v[NR], NR }'; }
@@ -62,32 +46,10 @@ echo "== binaries: $BIN"
 bench() {
     local n="$1" k="$2"
     local dir="$work/n$n"
-    mkdir -p "$dir"
-    read -r -a ports <<<"$(free_ports "$n")"
-    "$quorumctl" certs init --nodes "$n" --out "$dir/certs" >/dev/null
-    : >"$dir/cluster.toml"
-    for id in $(seq 1 "$n"); do
-        port="${ports[$((id - 1))]}"
-        printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n\n' "$id" "$port" >>"$dir/cluster.toml"
-        {
-            printf 'node_id = %d\nlisten = "127.0.0.1:%d"\ndata_dir = "%s"\n\n' "$id" "$port" "$dir/data-$id"
-            printf '[tls]\ncertificate = "certs/node-%d.pem"\nprivate_key = "certs/node-%d.key"\ncluster_ca = "certs/ca.pem"\n' \
-                "$id" "$id"
-            printf '\n[membership]\nheartbeat_interval_ms = 200\npeer_timeout_ms = 1500\n'
-            for peer in $(seq 1 "$n"); do
-                [[ $peer == "$id" ]] && continue
-                printf '\n[[peers]]\nid = %d\naddress = "127.0.0.1:%d"\n' "$peer" "${ports[$((peer - 1))]}"
-            done
-        } >"$dir/node-$id.toml"
-        "$quorumd" --config "$dir/node-$id.toml" --ready-file "$dir/ready-$id" 2>"$dir/node-$id.log" &
-        pids+=("$!")
-    done
+    cluster_write "$dir" "$n"
+    cluster_start "$dir" "$n" || { KEEP=1; exit 1; }
+    cluster_wait "$dir" || { echo "the $n-node cluster did not come up; logs in $dir" >&2; KEEP=1; exit 1; }
     local ops=(--cluster "$dir/cluster.toml" --certs-dir "$dir/certs")
-    for _ in $(seq 1 150); do
-        if out="$("$quorumctl" status "${ops[@]}" 2>/dev/null)" && ! grep -q 'down:' <<<"$out"; then break; fi
-        sleep 0.2
-    done
-    "$quorumctl" status "${ops[@]}" >/dev/null || { echo "the $n-node cluster did not come up; logs in $dir" >&2; KEEP=1; exit 1; }
 
     : >"$dir/wall" ; : >"$dir/ceremony"
     for run in $(seq 1 "$runs"); do
@@ -101,7 +63,7 @@ bench() {
     done
     echo "$k-of-$n  wall:     $(summary <"$dir/wall")"
     echo "$k-of-$n  ceremony: $(summary <"$dir/ceremony")"
-    stop_nodes
+    cluster_stop || { KEEP=1; exit 1; }
 }
 
 bench 4 3

@@ -29,64 +29,22 @@ else
     bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
 fi
 
+# shellcheck source=scripts/lib/local-cluster.sh
+source scripts/lib/local-cluster.sh
+quorumctl="$bin/quorumctl"
+quorumd="$bin/quorumd"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-signing.XXXXXX")"
-pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        status=0
-        wait "$pid" 2>/dev/null || status=$?
-        [[ $status -eq 0 ]] || echo "a node exited with status $status after SIGTERM; its log is in $work" >&2
-    done
+    cluster_stop || echo "node logs are in $work" >&2
     if [[ "${KEEP:-0}" == 1 ]]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-sockets = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    sockets.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in sockets))
-EOF
-}
-
-read -r -a ports <<<"$(free_ports 4)"
-"$bin/quorumctl" certs init --nodes 4 --out "$work/certs" >/dev/null
-"$bin/quorumctl" keygen --dealer --threshold 3 --nodes 4 --out "$work/dealer" >/dev/null
-: >"$work/cluster.toml"
-for id in 1 2 3 4; do
-    port="${ports[$((id - 1))]}"
-    printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n\n' "$id" "$port" >>"$work/cluster.toml"
-    {
-        printf 'node_id = %d\nlisten = "127.0.0.1:%d"\ndata_dir = "%s"\n\n' "$id" "$port" "$work/data-$id"
-        printf '[tls]\ncertificate = "certs/node-%d.pem"\nprivate_key = "certs/node-%d.key"\ncluster_ca = "certs/ca.pem"\n' \
-            "$id" "$id"
-        for peer in 1 2 3 4; do
-            [[ $peer == "$id" ]] && continue
-            printf '\n[[peers]]\nid = %d\naddress = "127.0.0.1:%d"\n' "$peer" "${ports[$((peer - 1))]}"
-        done
-    } >"$work/node-$id.toml"
-    mkdir -p -m 700 "$work/data-$id/keys"
-    cp "$work/dealer/node-$id/signing-share.json" "$work/dealer/node-$id/sealing-share.json" \
-        "$work/dealer/group.json" "$work/dealer/sealing-group.json" "$work/data-$id/keys/"
-    chmod 600 "$work/data-$id/keys/"*-share.json
-    "$bin/quorumd" --config "$work/node-$id.toml" --ready-file "$work/ready-$id" --log-level warning \
-        2>"$work/node-$id.log" &
-    pids+=("$!")
-done
-
+cluster_write "$work" 4
+cluster_install_dealer_keys "$work" 4 3
+cluster_start "$work" 4 --log-level warning
 echo "== waiting for the cluster"
-for _ in $(seq 1 150); do
-    if "$bin/quorumctl" status --cluster "$work/cluster.toml" --certs-dir "$work/certs" >"$work/status" 2>&1 &&
-        ! grep -q "down:" "$work/status"; then
-        break
-    fi
-    sleep 0.2
-done
+cluster_wait "$work"
 cat "$work/status"
 
 echo "== machine"

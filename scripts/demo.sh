@@ -31,10 +31,11 @@ quorumctl="$bin/quorumctl"
 quorumd="$bin/quorumd"
 [[ -x "$quorumctl" && -x "$quorumd" ]] || fail "the build did not produce $quorumctl and $quorumd"
 
+# shellcheck source=scripts/lib/local-cluster.sh
+source "$root/scripts/lib/local-cluster.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/quorum-demo.XXXXXX")"
-node_pids=()
 cleanup() {
-    for pid in "${node_pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    cluster_kill
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -96,47 +97,11 @@ done
 grep -q '"decision": "deny"' verdict-16000.json || fail "the 16,000-token call was not denied"
 grep -q '"decision": "allow"' verdict-1000.json || fail "the 1,000-token call was not allowed"
 
-step "a 4-node cluster on loopback: certificates for each node, a proxy and an operator"
-run certs init --nodes 4 --out certs >/dev/null
-# Four free loopback ports: a random base, skipping any port that answers.
-ports=()
-port=$((20000 + RANDOM % 30000))
-while [[ ${#ports[@]} -lt 4 ]]; do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ports+=("$port"); fi
-    port=$((port + 1))
-done
-: >cluster.toml
-for id in 1 2 3 4; do
-    printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n\n' "$id" "${ports[id - 1]}" >>cluster.toml
-    {
-        printf 'node_id = %d\nlisten = "127.0.0.1:%d"\ndata_dir = "data-%d"\n\n' "$id" "${ports[id - 1]}" "$id"
-        printf '[tls]\ncertificate = "certs/node-%d.pem"\nprivate_key = "certs/node-%d.key"\ncluster_ca = "certs/ca.pem"\n' "$id" "$id"
-        printf '\n[membership]\nheartbeat_interval_ms = 200\npeer_timeout_ms = 1500\n'
-        for peer in 1 2 3 4; do
-            [[ $peer -eq $id ]] && continue
-            printf '\n[[peers]]\nid = %d\naddress = "127.0.0.1:%d"\n' "$peer" "${ports[peer - 1]}"
-        done
-    } >"node-$id.toml"
-done
-for id in 1 2 3 4; do
-    printf '$ quorumd --config node-%d.toml\n' "$id" >&2
-    "$quorumd" --config "node-$id.toml" --ready-file "ready-$id" 2>"node-$id.log" &
-    node_pids+=($!)
-done
-for id in 1 2 3 4; do
-    for _ in $(seq 1 150); do [[ -s "ready-$id" ]] && break; sleep 0.2; done
-    [[ -s "ready-$id" ]] || { cat "node-$id.log" >&2; fail "node $id did not start"; }
-done
+step "a 4-node cluster on loopback: certificates for each node, a proxy and an operator; 4 quorumd"
+cluster_write "$work" 4
+cluster_start "$work" 4 || fail "a node did not start"
+cluster_wait "$work" || fail "the nodes did not all see each other"
 operator=(--cluster cluster.toml --certs-dir certs)
-converged=0
-for _ in $(seq 1 50); do
-    if "$quorumctl" status "${operator[@]}" >status.txt 2>/dev/null && ! grep -q "down:" status.txt; then
-        converged=1
-        break
-    fi
-    sleep 0.2
-done
-[[ $converged -eq 1 ]] || { cat status.txt >&2; fail "the nodes did not all see each other"; }
 run status "${operator[@]}"
 
 step "the DKG key ceremony across the four nodes: no party ever holds the group key"
@@ -150,13 +115,7 @@ run frost sign --group ceremony/group.json --share data-1/keys/signing-share.jso
 run frost verify --group ceremony/group.json --message-file decision.txt --signature "$(tail -n 1 ceremony-sign.out)"
 
 step "SIGTERM stops every node cleanly"
-for index in 0 1 2 3; do
-    kill -TERM "${node_pids[index]}"
-    status=0
-    wait "${node_pids[index]}" || status=$?
-    [[ $status -eq 0 ]] || { cat "node-$((index + 1)).log" >&2; fail "node $((index + 1)) exited $status"; }
-done
-node_pids=()
+cluster_stop || fail "a node did not exit 0 (logs were in $work)"
 echo "all four nodes exited 0"
 
 step "done"
