@@ -91,24 +91,14 @@ struct CeremonyStaging: Sendable {
 
     let dataDirectory: String
     let keys: NodeKeyStore
-    /// The state store, held weakly: the node runtime owns it and closes it when it goes, so a
-    /// request still finishing during shutdown cannot keep RocksDB open past the process's exit.
-    private weak let held: NodeStore?
-    private let storePath: String
+    /// The state store. The node runtime closes it at shutdown; later calls then throw
+    /// ``NodeStoreError`` naming it.
+    let store: NodeStore
 
     init(dataDirectory: String, store: NodeStore, keys: NodeKeyStore) {
         self.dataDirectory = dataDirectory
         self.keys = keys
-        self.held = store
-        self.storePath = store.path
-    }
-
-    /// The state store, while its owner keeps it open.
-    var store: NodeStore {
-        get throws(NodeStoreError) {
-            guard let held else { throw NodeStoreError(path: storePath, "is closed; the node is shutting down") }
-            return held
-        }
+        self.store = store
     }
 
     func directory(_ id: [UInt8]) -> String {
@@ -142,7 +132,7 @@ struct CeremonyStaging: Sendable {
 
     /// Removes every staged key directory and the pending record.
     func discard() {
-        try? (try? store)?.write([.delete(.ceremony, Self.pendingKey)])
+        try? store.write([.delete(.ceremony, Self.pendingKey)])
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? []
         for entry in entries where entry.hasPrefix("keys.pending-") {
             try? FileManager.default.removeItem(atPath: (dataDirectory as NSString).appendingPathComponent(entry))

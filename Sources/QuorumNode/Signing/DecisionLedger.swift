@@ -65,29 +65,18 @@ public struct DecisionLedger: Sendable {
     static let timePrefix = Array("t/".utf8)
     static let evidencePrefix = Array("e/".utf8)
 
-    /// The store, held weakly: the node runtime owns it and closes it when it goes, so a request
-    /// still finishing during shutdown cannot keep RocksDB open past the process's exit.
-    private weak let held: NodeStore?
-    /// The store's directory, for errors once it is closed.
-    public let path: String
+    /// The store. Its owner (the node runtime) closes it at shutdown; later calls then throw
+    /// ``NodeStoreError`` naming it.
+    public let store: NodeStore
 
-    /// The ledger in `store`'s `decisions` family. The caller keeps `store` open.
-    public init(store: NodeStore) {
-        held = store
-        path = store.path
-    }
+    /// The store's directory.
+    public var path: String { store.path }
 
-    /// The store, while its owner keeps it open.
-    public var store: NodeStore {
-        get throws(NodeStoreError) {
-            guard let held else { throw NodeStoreError(path: path, "is closed; the node is shutting down") }
-            return held
-        }
-    }
+    /// The ledger in `store`'s `decisions` family.
+    public init(store: NodeStore) { self.store = store }
 
     /// The decision signed for `requestID`, if one is retained.
     public func decision(for requestID: String) throws(NodeStoreError) -> Record? {
-        let store = try self.store
         guard let value = try store.get(.decisions, Self.decisionPrefix + Array(requestID.utf8)) else { return nil }
         guard value.count == 40 else {
             throw NodeStoreError(
@@ -105,7 +94,6 @@ public struct DecisionLedger: Sendable {
     /// Records several decisions in one synced batch (a group commit): all or none are on disk
     /// when it returns.
     public func record(_ decisions: [(requestID: String, digest: [UInt8], at: Int64)]) throws(NodeStoreError) {
-        let store = try self.store
         var changes: [NodeStore.Change] = []
         for (requestID, digest, at) in decisions {
             precondition(digest.count == 32, "a decision digest is SHA-256")
@@ -119,7 +107,6 @@ public struct DecisionLedger: Sendable {
 
     /// Keeps `evidence`, synced.
     public func keep(_ evidence: Evidence) throws(NodeStoreError) {
-        let store = try self.store
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let value: Data
@@ -134,7 +121,6 @@ public struct DecisionLedger: Sendable {
 
     /// Every evidence record, oldest first.
     public func evidence() throws(NodeStoreError) -> [Evidence] {
-        let store = try self.store
         var records: [Evidence] = []
         try store.scan(.decisions, prefix: Self.evidencePrefix) { _, value in
             records.append(try JSONDecoder().decode(Evidence.self, from: Data(value)))
@@ -145,7 +131,6 @@ public struct DecisionLedger: Sendable {
 
     /// How many evidence records are kept.
     public func evidenceCount() throws(NodeStoreError) -> Int {
-        let store = try self.store
         var count = 0
         try store.scan(.decisions, prefix: Self.evidencePrefix) { _, _ in
             count += 1
@@ -156,7 +141,6 @@ public struct DecisionLedger: Sendable {
 
     /// How many decisions are retained.
     public func decisionCount() throws(NodeStoreError) -> Int {
-        let store = try self.store
         var count = 0
         try store.scan(.decisions, prefix: Self.decisionPrefix) { _, _ in
             count += 1
@@ -171,7 +155,6 @@ public struct DecisionLedger: Sendable {
     /// use (docs/architecture.md, "Signing service").
     @discardableResult
     public func prune(signedBefore cutoff: Int64, limit: Int = 10_000) throws(NodeStoreError) -> Int {
-        let store = try self.store
         var changes: [NodeStore.Change] = []
         var pruned = 0
         try store.scan(.decisions, prefix: Self.timePrefix) { key, _ in

@@ -85,8 +85,8 @@ public final class SigningService: NodeFrameHandler, Sendable {
     private let now: @Sendable () -> Int64
 
     /// A signing service for node `nodeID` in `bootEpoch`, reading the keys per request from
-    /// `keys` and keeping decisions in `store`, which the caller owns and keeps open (the service
-    /// holds it weakly; once it is closed, sign requests are answered `internal`).
+    /// `keys` and keeping decisions in `store`, which the caller owns (once it closes it, sign requests
+    /// are answered `internal`).
     ///
     /// `now` is milliseconds since the Unix epoch; blocking store work runs on `threadPool`.
     public init(

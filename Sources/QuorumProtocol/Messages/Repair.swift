@@ -44,12 +44,7 @@ public struct RepairPlan: WireCodable, Hashable {
     /// The context a repair box is sealed under: this repair, this key, this sender and
     /// recipient, and which step (deltas between helpers, or sigmas to the lost node).
     public func context(_ share: SealedShare, step: String) -> [UInt8] {
-        CeremonyFields.signedBytes("quorum-latch/repair/\(step)/v1") { writer in
-            writer.write(bytes: repairID)
-            writer.write(share.purpose.rawValue)
-            writer.write(share.sender)
-            writer.write(share.recipient)
-        }
+        context(purpose: share.purpose, sender: share.sender, recipient: share.recipient, step: step)
     }
 
     /// See ``context(_:step:)``; for a box not built yet.
