@@ -339,8 +339,10 @@ struct QuorumctlTests {
             let secretStart = try #require(good.range(of: "\"signing_share\": \"")).upperBound
             var altered = good
             // A different (still canonical) scalar: the share no longer matches its verifying share.
-            altered.replaceSubrange(
-                secretStart..<good.index(secretStart, offsetBy: 2), with: good[secretStart] == "0" ? "01" : "00")
+            // (The first byte is the least significant, so the scalar stays canonical; the
+            // replacement always differs from the original byte.)
+            let firstByte = secretStart..<good.index(secretStart, offsetBy: 2)
+            altered.replaceSubrange(firstByte, with: good[firstByte] == "00" ? "01" : "00")
             try ws.write("altered.json", altered)
             try ws.write("truncated.json", String(good.prefix(good.count / 2)))
             try ws.write("empty.json", "")
