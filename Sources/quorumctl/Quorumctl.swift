@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuorumCrypto
 import QuorumIdentity
+import QuorumNode
 import QuorumPolicy
 
 /// The operator and auditor CLI (DESIGN.md §2). Argument parsing and wiring only: every decision
@@ -26,6 +27,7 @@ struct Quorumctl: ParsableCommand {
     /// The one place errors are caught, so no error escapes as a trap or a stack trace, and
     /// usage errors exit 2 like any other bad input (not argument-parser's 64).
     static func main() {
+        ConcurrencyExecutor.runOnEventLoops()
         let status: Int32
         do {
             var command = try parseAsRoot()

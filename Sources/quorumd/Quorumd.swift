@@ -79,6 +79,7 @@ struct Quorumd: AsyncParsableCommand {
     }
 
     static func main() async {
+        ConcurrencyExecutor.runOnEventLoops()
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {

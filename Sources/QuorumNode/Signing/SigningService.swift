@@ -281,6 +281,12 @@ public final class SigningService: NodeFrameHandler, Sendable {
                         "identifier \(identifier) is not a member of the signing group (members "
                             + "\(keys.signingGroup.identifiers.map(\.description).joined(separator: ",")))"))
             }
+            // This node's own entry equals the commitment it issued (checked above): its points
+            // were made here, so they need no second validation (a subgroup check costs ~40 µs).
+            if identifier == own {
+                commitments.append(nonces.commitments)
+                continue
+            }
             do {
                 commitments.append(try SigningCommitments(identifier: identifier, encoded: entry.commitment))
             } catch {
