@@ -6,8 +6,8 @@ import QuorumPolicy
 /// `quorumctl policy …`: write, check, sign and try out policy bundles offline.
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate, sign and evaluate policy bundles.",
-        subcommands: [PolicyValidate.self, PolicyKeygen.self, PolicySign.self, PolicyEval.self]
+        abstract: "Validate, sign, evaluate and push policy bundles.",
+        subcommands: [PolicyValidate.self, PolicyKeygen.self, PolicySign.self, PolicyEval.self, PolicyPush.self]
     )
 }
 

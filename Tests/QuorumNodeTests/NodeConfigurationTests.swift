@@ -61,6 +61,22 @@ import Testing
         #expect(flapping?.key == "membership.peer_timeout_ms")
     }
 
+    @Test("policy: operator keys are hex Ed25519 keys, the clock skew optional")
+    func policySection() throws {
+        #expect(try parse(Self.good).operatorKeys.isEmpty)
+        let key = String(repeating: "ab", count: 32)
+        let configured = try parse(Self.good + "\n[policy]\noperator_keys = [\"\(key)\"]\nmax_clock_skew_ms = 2000\n")
+        #expect(configured.operatorKeys == [Array(repeating: 0xAB, count: 32)])
+        #expect(configured.maximumClockSkew == .milliseconds(2000))
+        let short = refusal(Self.good + "\n[policy]\noperator_keys = [\"abcd\"]\n")
+        #expect(short?.key == "policy.operator_keys[0]")
+        #expect(short?.reason.contains("64 hex digits") == true)
+        let notList = refusal(Self.good + "\n[policy]\noperator_keys = \"\(key)\"\n")
+        #expect(notList?.key == "policy.operator_keys")
+        let unknown = refusal(Self.good + "\n[policy]\noperators = []\n")
+        #expect(unknown?.key == "policy.operators")
+    }
+
     @Test("transport limits are optional and checked")
     func transportLimits() throws {
         let defaults = try parse(Self.good)

@@ -80,7 +80,8 @@ final class TestCluster {
     /// Writes certificates and configuration for `size` nodes; with `dealerThreshold`, installs
     /// dealer keys in every data directory. Nothing is started.
     init(
-        _ workspace: Workspace, nodes size: Int, dealerThreshold: Int? = nil, heartbeatMilliseconds: Int = 200
+        _ workspace: Workspace, nodes size: Int, dealerThreshold: Int? = nil, heartbeatMilliseconds: Int = 200,
+        operatorKeys: [String] = []
     )
         async throws
     {
@@ -108,6 +109,9 @@ final class TestCluster {
                 peer_timeout_ms = \(max(1500, heartbeatMilliseconds * 6))
 
                 """
+            if !operatorKeys.isEmpty {
+                config += "[policy]\noperator_keys = [\(operatorKeys.map { "\"\($0)\"" }.joined(separator: ", "))]\n"
+            }
             for peer in 1...size where peer != id {
                 config += "\n[[peers]]\nid = \(peer)\naddress = \"127.0.0.1:\(ports[peer - 1])\"\n"
             }
@@ -195,10 +199,12 @@ final class TestCluster {
 
     /// Runs `body` with a cluster of `nodes` in a fresh workspace and always kills what is left.
     static func with(
-        nodes: Int, dealerThreshold: Int? = nil, _ body: (TestCluster) async throws -> Void
+        nodes: Int, dealerThreshold: Int? = nil, operatorKeys: [String] = [],
+        _ body: (TestCluster) async throws -> Void
     ) async throws {
         try await Workspace.with { workspace in
-            let cluster = try await TestCluster(workspace, nodes: nodes, dealerThreshold: dealerThreshold)
+            let cluster = try await TestCluster(
+                workspace, nodes: nodes, dealerThreshold: dealerThreshold, operatorKeys: operatorKeys)
             defer {
                 for daemon in cluster.daemons.values where daemon.isRunning {
                     kill(daemon.child.process.processIdentifier, SIGKILL)

@@ -1,4 +1,5 @@
 import Foundation
+import QuorumCrypto
 import QuorumIdentity
 import TOMLKit
 
@@ -132,8 +133,15 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var maximumInFlightRequests = 64
     /// How long a connection with no frames stays open (``TransportConfiguration/idleTimeout``).
     public var idleTimeout: Duration = .seconds(120)
+    /// The operators' bundle-signing public keys (32 bytes each): a pushed bundle is installed only
+    /// if one of them signed it. Empty: the node accepts no bundle, so it decides nothing.
+    public var operatorKeys: [[UInt8]] = []
+    /// How far a proxy's stated request time may be from this node's clock before the node
+    /// refuses to decide (``DecideRequest/time``).
+    public var maximumClockSkew: Duration = .seconds(5)
 
-    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport"]
+    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy"]
+    static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
     static let membershipKeys = ["heartbeat_interval_ms", "peer_timeout_ms"]
@@ -247,6 +255,30 @@ public struct NodeConfiguration: Sendable, Hashable {
                     "\(idle) is not longer than membership.heartbeat_interval_ms; peers' connections would be closed")
             }
             configuration.idleTimeout = .milliseconds(idle)
+        }
+        if let policyValue = table["policy"] {
+            guard let policy = policyValue.table else {
+                throw reader.error("policy", "is a \(policyValue.type); it must be a table ([policy])")
+            }
+            try reader.refuseUnknown(policy, allowed: policyKeys, prefix: "policy.")
+            if let keysValue = policy["operator_keys"] {
+                guard let keys = keysValue.array else {
+                    throw reader.error(
+                        "policy.operator_keys", "is a \(keysValue.type); it is a list of hex Ed25519 public keys")
+                }
+                for (index, key) in keys.enumerated() {
+                    guard let text = key.string, let bytes = Hex.decode(text), bytes.count == 32 else {
+                        throw reader.error(
+                            "policy.operator_keys[\(index)]",
+                            "is not 64 hex digits; it is an operator's Ed25519 public key (`quorumctl policy keygen` prints it)"
+                        )
+                    }
+                    configuration.operatorKeys.append(bytes)
+                }
+            }
+            let skew = try reader.milliseconds(
+                policy["max_clock_skew_ms"], key: "policy.max_clock_skew_ms", default: 5000)
+            configuration.maximumClockSkew = .milliseconds(skew)
         }
         return configuration
     }

@@ -75,6 +75,8 @@ public final class NodeRuntime: Sendable {
     public let server: NodeServer
     /// Routes frames to the handlers.
     public let router: NodeRouter
+    /// The policy decision point: bundles, verdicts, settlement.
+    public let verdicts: VerdictService
     private let logger: Logger
 
     /// Opens the data directory and builds every part; nothing listens until ``services`` run.
@@ -102,13 +104,19 @@ public final class NodeRuntime: Sendable {
             throw NodeRuntimeError("\(error)")
         }
         let keys = keys
+        let verdicts = try VerdictService(
+            configuration: configuration, identity: identity, store: store, logger: logger)
+        self.verdicts = verdicts
         membership = MembershipService(
             membership: configuration.membership(identityKey: identity.publicKey), peers: configuration.peerAddresses,
             client: client, logger: logger,
-            facts: { Membership.LocalFacts(groupKey: keys.current?.groupKeyBytes) })
+            facts: {
+                Membership.LocalFacts(groupKey: keys.current?.groupKeyBytes, bundleDigest: verdicts.bundleDigest)
+            })
         // Every subsystem that answers frames is listed here, once.
         let handlers: [any NodeFrameHandler] = [
             membership,
+            verdicts,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
             SigningService(store: store, keys: keys, membership: membership, logger: logger),
             CeremonyService(

@@ -27,8 +27,11 @@ public final class MembershipService: Service, NodeFrameHandler, Sendable {
     }
 
     /// The messages membership serves: heartbeats from nodes (the transport checks the claimed
-    /// node id against the certificate), status requests from operators.
-    public static let roles: [UInt16: Set<ClusterRole>] = [Heartbeat.type: [.node], StatusRequest.type: [.operator]]
+    /// node id against the certificate), status requests from operators and proxies (status holds
+    /// only public facts; a proxy learns each node's identity key from it, to check signed verdicts).
+    public static let roles: [UInt16: Set<ClusterRole>] = [
+        Heartbeat.type: [.node], StatusRequest.type: [.operator, .proxy],
+    ]
 
     /// ``roles``, as ``NodeFrameHandler`` asks.
     public var requestRoles: [UInt16: Set<ClusterRole>] { Self.roles }

@@ -17,6 +17,9 @@ public final class NodeStore: Sendable {
         case decisions
         /// Ceremony progress that must survive a restart (pending and completed ceremonies).
         case ceremony
+        /// The installed policy bundle, policy state (rate windows, budget ledgers) and the
+        /// verdicts this node reached, by request id. Created on open in a store made before it.
+        case policy
     }
 
     /// One put or delete of a ``write(_:)``.
@@ -54,7 +57,8 @@ public final class NodeStore: Sendable {
         path = (dataDirectory as NSString).appendingPathComponent("state")
         let names = Family.allCases.map(\.rawValue)
         if let existing = RocksDB.columnFamilies(at: path) {
-            let missing = names.filter { !existing.contains($0) }
+            // Families added in later builds are created on open; the first three are the format's.
+            let missing = names.filter { !existing.contains($0) && $0 != Family.policy.rawValue }
             if !missing.isEmpty {
                 throw NodeStoreError(
                     path: path,

@@ -70,6 +70,8 @@ public struct MessageRegistry: Sendable {
             KeyImportRequest.self, KeyImportResponse.self,
             RepairDeltasRequest.self, RepairShares.self, RepairSigmaRequest.self, RepairInstallRequest.self,
             CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
+            PolicyPushRequest.self, PolicyPushResponse.self, PolicyFetchRequest.self, PolicyFetchResponse.self,
+            DecideRequest.self, DecideResponse.self, SettleRequest.self, SettleResponse.self,
         ] + ceremonyMessages)
 
     /// The name of the message registered as `messageType`, or nil.
