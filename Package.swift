@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // The layout follows DESIGN.md §3: C libraries behind system-library targets, then one module per
-// concern, arrows pointing down. Targets for the protocol, node and proxy arrive with their issues.
+// concern, arrows pointing down.
 import PackageDescription
 
 let package = Package(
@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "QuorumNode", targets: ["QuorumNode"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
         .executable(name: "quorumd", targets: ["quorumd"]),
+        .library(name: "QuorumProxy", targets: ["QuorumProxy"]),
+        .executable(name: "quorum-proxy", targets: ["quorum-proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -86,6 +91,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "QuorumProxy",
+            dependencies: [
+                "QuorumCrypto", "QuorumPolicy", "QuorumProtocol", "QuorumIdentity", "QuorumNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: ["QuorumCrypto"]
         ),
@@ -106,6 +127,15 @@ let package = Package(
             name: "quorumd",
             dependencies: [
                 "QuorumNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "quorum-proxy",
+            dependencies: [
+                "QuorumProxy", "QuorumNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,6 +172,20 @@ let package = Package(
         .testTarget(
             name: "QuorumctlTests",
             dependencies: ["QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "CSodium"]
+        ),
+        .testTarget(
+            name: "QuorumProxyTests",
+            dependencies: [
+                "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumTestKit", "quorum-proxy",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
     ]
 )

@@ -309,29 +309,36 @@ public struct NodeConfiguration: Sendable, Hashable {
 
 }
 
-/// Reads typed values out of a TOML tree, with errors naming the file and key.
-struct TOMLFieldReader {
-    let file: String
-    let base: String
+/// Reads typed values out of a TOML tree, with errors naming the file and key. Shared by every
+/// process's configuration (`quorumd`, `quorum-proxy`) so that they read and refuse values alike.
+package struct TOMLFieldReader {
+    package let file: String
+    package let base: String
 
-    func error(_ key: String, _ reason: String) -> NodeConfigurationError {
+    /// A reader for `file`, resolving relative paths against `base`.
+    package init(file: String, base: String) {
+        self.file = file
+        self.base = base
+    }
+
+    package func error(_ key: String, _ reason: String) -> NodeConfigurationError {
         NodeConfigurationError(file: file, key: key, reason)
     }
 
-    func refuseUnknown(_ table: TOMLTable, allowed: [String], prefix: String) throws(NodeConfigurationError) {
+    package func refuseUnknown(_ table: TOMLTable, allowed: [String], prefix: String) throws(NodeConfigurationError) {
         for key in table.keys.sorted() where !allowed.contains(key) {
             throw error(prefix + key, "unknown key; valid keys here are \(allowed.joined(separator: ", "))")
         }
     }
 
-    func nodeID(_ value: (any TOMLValueConvertible)?, key: String) throws(NodeConfigurationError) -> UInt16 {
+    package func nodeID(_ value: (any TOMLValueConvertible)?, key: String) throws(NodeConfigurationError) -> UInt16 {
         guard let value else { throw error(key, "missing; a node id is an integer 1-65535") }
         guard let id = value.int else { throw error(key, "is a \(value.type); a node id is an integer 1-65535") }
         guard (1...65535).contains(id) else { throw error(key, "\(id) is out of range; a node id is 1-65535") }
         return UInt16(id)
     }
 
-    func string(
+    package func string(
         _ value: (any TOMLValueConvertible)?, key: String, what: String
     ) throws(NodeConfigurationError)
         -> String
@@ -342,7 +349,7 @@ struct TOMLFieldReader {
         return text
     }
 
-    func address(
+    package func address(
         _ value: (any TOMLValueConvertible)?, key: String, ports: ClosedRange<Int>
     ) throws(NodeConfigurationError) -> NodeAddress {
         let text = try string(value, key: key, what: "a \"host:port\" string, as \"127.0.0.1:7101\"")
@@ -351,13 +358,13 @@ struct TOMLFieldReader {
         }
     }
 
-    func path(_ value: (any TOMLValueConvertible)?, key: String) throws(NodeConfigurationError) -> String {
+    package func path(_ value: (any TOMLValueConvertible)?, key: String) throws(NodeConfigurationError) -> String {
         let text = try string(value, key: key, what: "a path string (relative paths are from the config's directory)")
         if text.hasPrefix("/") { return text }
         return URL(fileURLWithPath: base).appendingPathComponent(text).standardizedFileURL.path
     }
 
-    func count(
+    package func count(
         _ value: (any TOMLValueConvertible)?, key: String, default fallback: Int
     ) throws(NodeConfigurationError) -> Int {
         guard let value else { return fallback }
@@ -367,7 +374,7 @@ struct TOMLFieldReader {
         return number
     }
 
-    func milliseconds(
+    package func milliseconds(
         _ value: (any TOMLValueConvertible)?, key: String, default fallback: Int
     ) throws(NodeConfigurationError) -> Int {
         guard let value else { return fallback }
