@@ -1,0 +1,200 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import QuorumPolicy
+
+/// The request context of the proxy's listener: Hummingbird's core storage and the client's
+/// address, which the decision request carries and `X-Forwarded-For` names.
+public struct ProxyRequestContext: RequestContext {
+    /// Hummingbird's per-request storage.
+    public var coreContext: CoreRequestContextStorage
+    /// The connection's remote address.
+    public let remoteAddress: SocketAddress?
+
+    /// A context for a request on `source.channel`.
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The JSON error answers the proxy itself gives: `{"error":code,"request_id":…,"reason":…}`.
+enum ProxyError {
+    static func response(
+        _ status: HTTPResponse.Status, code: String, requestID: String, receipt: String? = nil, reason: String,
+        extra: [JSONMember] = [], headers extraHeaders: [(HTTPField.Name, String)] = []
+    ) -> Response {
+        var members = [
+            JSONMember(key: "error", value: .string(code)),
+            JSONMember(key: "request_id", value: .string(requestID)),
+            JSONMember(key: "reason", value: .string(reason)),
+        ]
+        members += extra
+        if let receipt { members.append(JSONMember(key: "receipt", value: .string(receipt))) }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers.append(HTTPField(name: HTTPField.Name(HeaderRules.requestID)!, value: requestID))
+        if let receipt { headers.append(HTTPField(name: HTTPField.Name(HeaderRules.receipt)!, value: receipt)) }
+        for (name, value) in extraHeaders { headers.append(HTTPField(name: name, value: value)) }
+        let body = Array(JSONValue.object(members).jsonText.utf8)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// The agent-facing HTTP front: reads each call, builds its ``DecisionRequest``, asks the
+/// ``CallAuthorizer``, and forwards only an allow.
+///
+/// Answers of its own (JSON, each with `Latch-Request-Id`):
+/// - 404 `no_mount`: no mount of any latch covers the path (nothing asked);
+/// - 401 `missing_token`: no `Authorization: Bearer` or `x-latch-token` (nothing asked);
+/// - 400 `ambiguous_token`: two token fields, or two different tokens (nothing asked);
+/// - 413 `body_too_large`: a body of undeclared length past ``RequestLimits/maxBufferedBodyBytes``;
+/// - 403 `denied` (401 when every node refused the token): the nodes' reasons and deny receipt;
+/// - 503 `unavailable`: fewer than k answers;
+/// - 502/504 from the forwarder when the upstream fails.
+public struct ProxyFront: HTTPResponder {
+    /// The context type the listener creates.
+    public typealias Context = ProxyRequestContext
+
+    let routing: RoutingTable
+    let authorizer: any CallAuthorizer
+    let limits: RequestLimits
+    let forwarder: UpstreamForwarder
+    let logger: Logger
+
+    init(
+        routing: RoutingTable, authorizer: any CallAuthorizer, limits: RequestLimits, forwarder: UpstreamForwarder,
+        logger: Logger
+    ) {
+        self.routing = routing
+        self.authorizer = authorizer
+        self.limits = limits
+        self.forwarder = forwarder
+        self.logger = logger
+    }
+
+    /// Handles one agent call.
+    public func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
+        let requestID = Self.newRequestID()
+        let target = request.head.path ?? ""
+        // HTTP/1.1's Host arrives as the request's authority, not among its fields: put it back
+        // first, where an HTTP/1.1 client sends it, so filters and X-Forwarded-Host see it.
+        let host: HeaderList = request.head.authority.map { [("Host", $0)] } ?? []
+        let headers: HeaderList = host + request.headers.map { ($0.name.rawName, $0.value) }
+        let method = request.method.rawValue
+
+        guard let token = HeaderRules.agentToken(headers) else {
+            return ProxyError.response(
+                .badRequest, code: "ambiguous_token", requestID: requestID,
+                reason: "send one latch token, in Authorization: Bearer or in x-latch-token, not two")
+        }
+        let mountPath: String?
+        switch routing.current.route(target: target, token: token) {
+        case .noMount(let path):
+            logger.info("no mount", metadata: ["request_id": "\(requestID)", "path": "\(path)"])
+            return ProxyError.response(
+                .notFound, code: "no_mount", requestID: requestID,
+                reason: "no mount covers \(path); a call goes to a mount's path prefix, as /openai/v1/…")
+        case .ask(let mount):
+            mountPath = mount
+        }
+        guard !token.isEmpty else {
+            return ProxyError.response(
+                .unauthorized, code: "missing_token", requestID: requestID,
+                reason: "no latch token; send Authorization: Bearer lat_<id>_<secret> or x-latch-token",
+                headers: [(.wwwAuthenticate, "Bearer")])
+        }
+
+        let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
+        var iterator = request.body.makeAsyncIterator()
+        var buffered: [ByteBuffer] = []
+        var count = 0
+        var ended = false
+        let holdLimit = declaredLength == nil ? limits.maxBufferedBodyBytes : limits.decisionBodyBytes
+        while count <= holdLimit {
+            guard let chunk = try await iterator.next() else {
+                ended = true
+                break
+            }
+            count += chunk.readableBytes
+            buffered.append(chunk)
+        }
+        if !ended && declaredLength == nil {
+            return ProxyError.response(
+                .contentTooLarge, code: "body_too_large", requestID: requestID,
+                reason:
+                    "the body was sent without Content-Length and is longer than \(limits.maxBufferedBodyBytes) bytes, the most the proxy holds; declare its length"
+            )
+        }
+        var decisionBody: [UInt8] = []
+        decisionBody.reserveCapacity(min(count, limits.decisionBodyBytes))
+        for chunk in buffered where decisionBody.count < limits.decisionBodyBytes {
+            decisionBody += chunk.readableBytesView.prefix(limits.decisionBodyBytes - decisionBody.count)
+        }
+        let bodyLength = ended ? count : (declaredLength ?? count)
+        let clientAddress = context.remoteAddress?.ipAddress ?? ""
+        let decisionRequest = DecisionRequest(
+            requestID: requestID, method: method, target: target, headers: HeaderRules.decisionHeaders(headers),
+            body: decisionBody, bodyLength: bodyLength, clientAddress: clientAddress, token: token)
+        let call = AgentCall(decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date())
+
+        let authorization = await authorizer.authorize(call)
+        switch authorization {
+        case .unavailable(let reason):
+            logger.warning("decision unavailable", metadata: ["request_id": "\(requestID)", "reason": "\(reason)"])
+            return ProxyError.response(.serviceUnavailable, code: "unavailable", requestID: requestID, reason: reason)
+        case .deny(let denied):
+            let authentication = !denied.reasons.isEmpty && denied.reasons.allSatisfy(\.isAuthenticationFailure)
+            logger.info(
+                "denied",
+                metadata: [
+                    "request_id": "\(requestID)", "mount": "\(mountPath ?? "-")",
+                    "reasons": "\(denied.reasons.map { "\($0.node): \($0.reason)" })",
+                ])
+            let reasons = JSONValue.array(
+                denied.reasons.map { reason in
+                    .object([
+                        JSONMember(key: "node", value: .number(JSONNumber(Int64(reason.node)))),
+                        JSONMember(key: "decision", value: .string(reason.decision)),
+                        JSONMember(key: "reason", value: .string(reason.reason)),
+                    ])
+                })
+            return ProxyError.response(
+                authentication ? .unauthorized : .forbidden, code: "denied", requestID: requestID,
+                receipt: denied.receipt,
+                reason: authentication ? "the quorum did not accept the latch token" : "the quorum denied the call",
+                extra: [JSONMember(key: "reasons", value: reasons)],
+                headers: authentication ? [(.wwwAuthenticate, "Bearer")] : [])
+        case .answer(let answered):
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            headers.append(HTTPField(name: HTTPField.Name(HeaderRules.requestID)!, value: requestID))
+            headers.append(HTTPField(name: HTTPField.Name(HeaderRules.receipt)!, value: answered.receipt))
+            return Response(
+                status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answered.body)))
+        case .allow(let allowed):
+            logger.info(
+                "allowed",
+                metadata: ["request_id": "\(requestID)", "mount": "\(mountPath ?? "-")", "path": "\(allowed.path)"])
+            let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) }
+            let inbound = InboundCall(
+                requestID: requestID, method: method, headers: headers, query: query, clientAddress: clientAddress,
+                body: ForwardBody(
+                    buffered: buffered, rest: ended ? nil : iterator, length: ended ? count : declaredLength))
+            return await forwarder.forward(inbound, allowed: allowed)
+        }
+    }
+
+    /// `req_` and 32 hex digits from the system's random source: unique per call, unguessable.
+    static func newRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let words = [generator.next(), generator.next()] as [UInt64]
+        return "req_"
+            + words.map { word in
+                let hex = String(word, radix: 16)
+                return String(repeating: "0", count: 16 - hex.count) + hex
+            }.joined()
+    }
+}

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import Logging
+import QuorumNode
+import QuorumProxy
+import ServiceLifecycle
+
+/// The front-end proxy (DESIGN.md §2). Argument parsing and wiring only: the front, forwarding
+/// and the demo upstream are QuorumProxy's.
+@main
+struct QuorumProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quorum-proxy",
+        abstract: "Run the Quorum Latch front-end proxy, or its demo upstream.",
+        subcommands: [Run.self, DemoUpstreamCommand.self],
+        defaultSubcommand: Run.self
+    )
+
+    /// Exits 2 with one line on stderr.
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static func bootstrapLogging(_ levelName: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw Failure(
+                "--log-level \(levelName): not a level; use trace, debug, info, notice, warning, error or critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return level
+    }
+
+    static func writeReadyFile(_ path: String?, port: Int) throws {
+        guard let path else { return }
+        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    static func main() async {
+        ConcurrencyExecutor.runOnEventLoops()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            Foundation.exit(0)
+        } catch let failure as Failure {
+            FileHandle.standardError.write(Data("quorum-proxy: error: \(failure.description)\n".utf8))
+            Foundation.exit(2)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                FileHandle.standardOutput.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data("quorum-proxy: error: \(fullMessage(for: error))\n".utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// `quorum-proxy run --config F`: the agent-facing proxy.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve agents: route by the signed bundle, ask the quorum, forward allowed calls.",
+        discussion: """
+            Reads a TOML configuration (docs/operations.md, "The proxy"). Until the decision path is configured, \
+            every call a mount covers is answered 503: the proxy never forwards without a quorum's allow. Stops \
+            cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or \
+            bundle, or a listener that cannot start.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The proxy's configuration file (TOML).", valueName: "file"))
+    var config: String
+
+    @Option(help: ArgumentHelp("Write the bound port to this file once listening.", valueName: "file"))
+    var readyFile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        _ = try QuorumProxyCommand.bootstrapLogging(logLevel)
+        let configuration: ProxyConfiguration
+        do { configuration = try ProxyConfiguration.load(path: config) } catch {
+            throw QuorumProxyCommand.Failure(error.description)
+        }
+        let logger = Logger(label: "quorum-proxy")
+        let runtime: ProxyRuntime
+        do {
+            runtime = try ProxyRuntime(
+                configuration: configuration, authorizer: UnavailableAuthorizer(), logger: logger)
+        } catch {
+            throw QuorumProxyCommand.Failure("\(error)")
+        }
+        let readyFile = readyFile
+        let group = ServiceGroup(
+            configuration: .init(
+                services: runtime.services { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        let view = runtime.routing.current
+        logger.info(
+            "starting",
+            metadata: [
+                "listen": "\(configuration.listen)", "bundle": "\(configuration.bundlePath)",
+                "bundle_version": "\(view.bundle.version)", "bundle_digest": "\(view.bundle.digest)",
+            ])
+        do { try await group.run() } catch { throw QuorumProxyCommand.Failure("stopped: \(error)") }
+        logger.info("stopped")
+    }
+}
+
+/// `quorum-proxy demo-upstream --listen HOST:PORT --api-key-file F`.
+struct DemoUpstreamCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-upstream",
+        abstract: "Run a small OpenAI-compatible upstream that requires the key in --api-key-file.",
+        discussion: """
+            GET /v1/models, POST /v1/chat/completions (JSON or, with "stream": true, server-sent events) and \
+            /echo/... (what reached it, its key masked). Answers 401 without Authorization: Bearer <key>. Stops \
+            cleanly on SIGTERM or SIGINT.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Where to listen, as host:port (port 0: any free port).", valueName: "host:port"))
+    var listen: String
+
+    @Option(help: ArgumentHelp("A file holding the API key callers must present.", valueName: "file"))
+    var apiKeyFile: String
+
+    @Option(help: ArgumentHelp("Write the bound port to this file once listening.", valueName: "file"))
+    var readyFile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        _ = try QuorumProxyCommand.bootstrapLogging(logLevel)
+        let address: NodeAddress
+        do { address = try NodeAddress.parse(listen, ports: 0...65535) } catch {
+            throw QuorumProxyCommand.Failure("--listen \(listen): \(error.reason)")
+        }
+        let apiKey: String
+        do { apiKey = try DemoUpstream.apiKey(fromFile: apiKeyFile) } catch {
+            throw QuorumProxyCommand.Failure("--api-key-file: \(error)")
+        }
+        let logger = Logger(label: "quorum-demo-upstream")
+        let readyFile = readyFile
+        let application = DemoUpstream.application(
+            apiKey: apiKey, host: address.host, port: address.port, logger: logger
+        ) { port in
+            try QuorumProxyCommand.writeReadyFile(readyFile, port: port)
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info("starting", metadata: ["listen": "\(address)"])
+        do { try await group.run() } catch { throw QuorumProxyCommand.Failure("stopped: \(error)") }
+        logger.info("stopped")
+    }
+}
