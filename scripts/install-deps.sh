@@ -13,6 +13,14 @@ for package in "${packages[@]}"; do
     fi
 done
 
+# The official OpenAI Python client, for the proxy's compatibility test (skipped, saying why, when it
+# cannot be imported). Quick when present; a failure here does not stop the build.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import openai" >/dev/null 2>&1; then
+    echo "install-deps: installing the openai Python package"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore openai ||
+        echo "install-deps: could not install openai; the proxy's OpenAI client test will be skipped" >&2
+fi
+
 if ((${#missing[@]} == 0)); then
     echo "install-deps: ${packages[*]} already installed"
     exit 0

@@ -1,0 +1,181 @@
+import Foundation
+import QuorumCrypto
+import QuorumPolicy
+import Testing
+
+@testable import QuorumProxy
+
+@Suite("Proxy building blocks")
+struct ProxyUnitTests {
+    static let openAIStream = """
+        data: {"choices":[{"delta":{"content":"Hi"}}],"usage":null}
+
+        data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}}
+
+        data: [DONE]
+
+
+        """
+
+    @Test("Usage in the final SSE chunk is found however the stream is split", arguments: [1, 2, 7, 64, 10_000])
+    func sseUsage(_ chunkSize: Int) {
+        var scanner = SSEUsageScanner()
+        let bytes = Array(Self.openAIStream.utf8)
+        var index = 0
+        while index < bytes.count {
+            scanner.feed(bytes[index..<min(index + chunkSize, bytes.count)])
+            index += chunkSize
+        }
+        scanner.finish()
+        #expect(scanner.usage == SpendUsage(inputTokens: 12, outputTokens: 34))
+    }
+
+    @Test("Anthropic's split usage (message_start, then message_delta) merges; CRLF lines are read")
+    func anthropicUsage() {
+        var scanner = SSEUsageScanner()
+        scanner.feed(
+            Array(
+                "event: message_start\r\ndata: {\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\r\n\r\n"
+                    .utf8))
+        scanner.feed(Array("event: message_delta\r\ndata: {\"usage\":{\"output_tokens\":15}}\r\n\r\n".utf8))
+        scanner.finish()
+        #expect(scanner.usage == SpendUsage(inputTokens: 9, outputTokens: 15))
+    }
+
+    @Test("A stream or body without usage reports none")
+    func noUsage() {
+        var scanner = SSEUsageScanner()
+        scanner.feed(Array("data: {\"choices\":[]}\n\ndata: [DONE]\n\n".utf8))
+        scanner.finish()
+        #expect(scanner.usage == nil)
+        #expect(
+            UsageExtraction.usage(inBody: Array("{\"usage\":{\"prompt_tokens\":-1}}".utf8), limits: .default) == nil)
+        #expect(UsageExtraction.usage(inBody: Array("not json \"usage\"".utf8), limits: .default) == nil)
+    }
+
+    @Test("The agent's token comes from x-latch-token or Authorization: Bearer; two different tokens are refused")
+    func agentToken() {
+        #expect(HeaderRules.agentToken([("Authorization", "Bearer lat_a_b")]) == "lat_a_b")
+        #expect(HeaderRules.agentToken([("authorization", "bearer  lat_a_b ")]) == "lat_a_b")
+        #expect(HeaderRules.agentToken([("X-Latch-Token", "lat_a_b")]) == "lat_a_b")
+        #expect(HeaderRules.agentToken([("x-latch-token", "lat_a_b"), ("Authorization", "Basic dTpw")]) == "lat_a_b")
+        #expect(HeaderRules.agentToken([("x-latch-token", "lat_a_b"), ("Authorization", "Bearer lat_c_d")]) == nil)
+        #expect(HeaderRules.agentToken([("x-latch-token", "lat_a_b"), ("x-latch-token", "lat_a_b")]) == nil)
+        #expect(HeaderRules.agentToken([("Accept", "*/*")]) == "")
+    }
+
+    @Test("A query credential replaces the agent's parameter, even percent-encoded, and is percent-encoded itself")
+    func queryInjection() throws {
+        var headers: HeaderList = []
+        var query: String? = "key=mine&ke%79=smuggled&k%65y=again&a=1"
+        try CredentialInjection.inject(
+            SecretBytes(Array("s3cr&t=/".utf8)), as: .query(parameter: "key"), headers: &headers, query: &query)
+        #expect(query == "a=1&key=s3cr%26t%3D%2F")
+        #expect(headers.isEmpty)
+    }
+
+    @Test("A credential with a line break cannot be put in a header, and the error does not quote it")
+    func headerInjectionRefusesControlBytes() {
+        var headers: HeaderList = []
+        var query: String?
+        #expect(throws: InjectionError.self) {
+            try CredentialInjection.inject(
+                SecretBytes(Array("abc\r\nX-Evil: 1".utf8)), as: .header(name: "x-api-key"), headers: &headers,
+                query: &query)
+        }
+        do {
+            try CredentialInjection.inject(
+                SecretBytes(Array("abc\r\nX-Evil: 1".utf8)), as: .bearer, headers: &headers, query: &query)
+        } catch {
+            #expect(!error.description.contains("X-Evil"))
+        }
+    }
+
+    @Test("Response headers lose hop-by-hop fields, what Connection names, Content-Length and the upstream's Latch-*")
+    func responseHeaders() {
+        let kept = HeaderRules.responseHeaders([
+            ("Content-Type", "application/json"), ("Connection", "close, X-Private"), ("X-Private", "1"),
+            ("Transfer-Encoding", "chunked"), ("Content-Length", "12"), ("Latch-Receipt", "forged"),
+            ("Set-Cookie", "a=b"),
+        ])
+        #expect(kept.map(\.name) == ["Content-Type", "Set-Cookie"])
+    }
+
+    @Test("The routing view: a covered path names its mount, an uncovered one is refused, a garbled one is asked")
+    func routing() throws {
+        let view = RoutingView(bundle: try TestLatch.bundle(upstreamPort: 1))
+        let token = TestLatch.token.text
+        #expect(view.route(target: "/openai/v1/models", token: token) == .ask(mountPath: "/openai"))
+        #expect(view.route(target: "/openai", token: "") == .ask(mountPath: "/openai"))
+        #expect(view.route(target: "/openaix/v1", token: token) == .noMount(path: "/openaix/v1"))
+        #expect(view.route(target: "/self", token: token) == .ask(mountPath: "/self"))
+        #expect(view.route(target: "/openai/%2e%2e/x", token: token) == .ask(mountPath: nil))
+        #expect(view.route(target: "/probe/a?b=c", token: "lat_unknown_x") == .ask(mountPath: "/probe"))
+    }
+
+    @Test("The response processor picks its mode from the obligations, content type and encoding")
+    func processorModes() throws {
+        let redact = ResponseObligations(redact: [try JSONPath("$.a")], trim: [], blockIf: [], maxBytes: nil)
+        let cap = ResponseObligations(redact: [], trim: [], blockIf: [], maxBytes: 4)
+        func mode(
+            _ obligations: ResponseObligations, _ type: String?, _ encoding: String? = nil
+        )
+            -> ResponseProcessor.Mode
+        {
+            ResponseProcessor(obligations: obligations, limits: .default, contentType: type, contentEncoding: encoding)
+                .mode
+        }
+        #expect(mode(.none, "application/json") == .passThrough)
+        #expect(mode(redact, "application/json") == .buffered)
+        #expect(mode(redact, "text/event-stream") == .eventStream)
+        #expect(mode(cap, "application/octet-stream") == .buffered)
+        guard case .blocked(let reason) = mode(redact, "application/json", "gzip") else {
+            Issue.record("a gzip body under a redaction was not blocked")
+            return
+        }
+        #expect(reason.code == .unsupportedContentType)
+
+        var capped = ResponseProcessor(
+            obligations: cap, limits: .default, contentType: "text/plain", contentEncoding: nil)
+        _ = capped.feed(Array("hello".utf8))
+        #expect(capped.collectedEnough)
+        guard case .block(let tooLarge) = capped.finishBuffered() else {
+            Issue.record("a body over max_bytes passed")
+            return
+        }
+        #expect(tooLarge.code == .tooLarge)
+    }
+
+    @Test("Configuration: a complete file parses; unknown keys and bad signers are named")
+    func configuration() throws {
+        let signer = String(repeating: "ab", count: 32)
+        let parsed = try ProxyConfiguration.parse(
+            """
+            listen = "127.0.0.1:8080"
+            [bundle]
+            file = "b.json"
+            trusted_signers = ["\(signer)"]
+            [upstream]
+            read_timeout_ms = 1500
+            [limits]
+            decision_body_bytes = 2048
+            """, file: "proxy.toml", baseDirectory: "/etc/quorum")
+        #expect(parsed.bundlePath == "/etc/quorum/b.json")
+        #expect(parsed.listen.port == 8080)
+        #expect(parsed.upstream.readTimeout == .milliseconds(1500))
+        #expect(parsed.limits.decisionBodyBytes == 2048)
+        #expect(parsed.trustedSigners == [Array(repeating: 0xAB, count: 32)])
+
+        let unknown = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                "listen = \"127.0.0.1:1\"\nlisten_tls = 1\n", file: "p.toml", baseDirectory: "/")
+        }
+        #expect(unknown?.key == "listen_tls")
+        let badSigner = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                "listen = \"127.0.0.1:1\"\n[bundle]\nfile = \"b\"\ntrusted_signers = [\"zz\"]\n", file: "p.toml",
+                baseDirectory: "/")
+        }
+        #expect(badSigner?.key == "bundle.trusted_signers[1]")
+    }
+}
