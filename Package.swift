@@ -160,7 +160,9 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumProtocolTests",
-            dependencies: ["QuorumProtocol", "QuorumTestKit"]
+            dependencies: [
+                "QuorumProtocol", "QuorumTestKit", .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "QuorumNodeTests",
