@@ -255,9 +255,13 @@ public enum KeyFiles {
     // MARK: Files
 
     /// Writes a secret file with mode 0600 (created so, never widened), replacing any old one
-    /// atomically, and syncs it.
-    public static func writeSecretFile(_ contents: SecretBytes, to path: String) throws(KeyFileError) {
-        try writeFile(path: path, mode: 0o600) { fd in
+    /// atomically, and syncs it. With `replaceExisting: false` an existing file is left alone and
+    /// the write refused ("already exists"), decided atomically by the file system, not by a check
+    /// that a concurrent writer could race.
+    public static func writeSecretFile(
+        _ contents: SecretBytes, to path: String, replaceExisting: Bool = true
+    ) throws(KeyFileError) {
+        try writeFile(path: path, mode: 0o600, replace: replaceExisting) { fd in
             contents.withUnsafeBytes { writeAll(fd, $0) }
         }
     }
@@ -300,17 +304,22 @@ public enum KeyFiles {
         return true
     }
 
-    private static func writeFile(path: String, mode: mode_t, _ body: (Int32) -> Bool) throws(KeyFileError) {
+    private static func writeFile(
+        path: String, mode: mode_t, replace: Bool = true, _ body: (Int32) -> Bool
+    ) throws(KeyFileError) {
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw KeyFileError(file: path, "cannot create: \(String(cString: strerror(errno)))") }
         let ok = fchmod(fd, mode) == 0 && body(fd) && fsync(fd) == 0
         close(fd)
-        guard ok, rename(temporary, path) == 0 else {
+        // Without replacing, link(2) puts the finished file in place only if the name is free.
+        guard ok, replace ? rename(temporary, path) == 0 : link(temporary, path) == 0 else {
+            let exists = !replace && errno == EEXIST
             let reason = String(cString: strerror(errno))
             unlink(temporary)
-            throw KeyFileError(file: path, "cannot write: \(reason)")
+            throw KeyFileError(file: path, exists ? "already exists" : "cannot write: \(reason)")
         }
+        if !replace { unlink(temporary) }
     }
 
     // MARK: Parsing helpers

@@ -26,3 +26,13 @@ public struct SecretSpec: Sendable, Equatable, Hashable {
         self.injection = injection
     }
 }
+
+extension SecretSpec {
+    /// Whether `name` may name a secret: the rule the bundle checks, also applied where a sealed
+    /// credential is stored under that name (a file name), so every secret a bundle can name can
+    /// be stored, and nothing else.
+    public static func isValidName(_ name: String) -> Bool { BundleValues.isName(name) }
+
+    /// What a secret name may hold, for messages: 1-64 of letters, digits, '-', '_' and '.'.
+    public static let nameRule = BundleValues.nameRule
+}
