@@ -4,6 +4,7 @@ import QuorumCrypto
 import QuorumIdentity
 import QuorumNode
 import QuorumPolicy
+import QuorumProtocol
 
 /// The operator and auditor CLI (DESIGN.md §2). Argument parsing and wiring only: every decision
 /// is made by the library.
@@ -18,7 +19,7 @@ struct Quorumctl: ParsableCommand {
             """,
         subcommands: [
             Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self, Certs.self,
-            Status.self, Bench.self,
+            Status.self, Bench.self, ReceiptCommand.self, Secrets.self,
         ]
     )
 
@@ -51,6 +52,8 @@ struct Quorumctl: ParsableCommand {
         case let error as BundleLoadError: message = error.description
         case let error as SignedBundleError: message = error.description
         case let error as IdentityError: message = error.description
+        case let error as SealedCredentialError: message = error.description
+        case let error as ReceiptError: message = error.description
         default:
             if exitCode(for: error) == .success {
                 // --help, --version: a clean exit whose text goes to stdout.
