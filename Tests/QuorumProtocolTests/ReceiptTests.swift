@@ -464,6 +464,45 @@ struct ReceiptTests {
         #expect(receipt.groupKey == Self.plainKey.publicKey)
     }
 
+    @Test("random claims round-trip through the compact form, and Foundation's JSON reader reads the same strings")
+    func randomRoundTrip() throws {
+        var random = SeededGenerator(seed: 8785)
+        // Controls, quotes, backslashes, ASCII, Latin-1, BMP (around the surrogates) and astral scalars.
+        let pools: [ClosedRange<UInt32>] = [
+            0x00...0x1F, 0x20...0x7F, 0x80...0xFF, 0xD700...0xD7FF, 0xE000...0xFFFF, 0x1_0000...0x1_0FFF,
+        ]
+        func text(_ maxLength: Int) -> String {
+            var scalars = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0...maxLength, using: &random) {
+                let pool = pools[Int.random(in: 0..<pools.count, using: &random)]
+                scalars.append(Unicode.Scalar(UInt32.random(in: pool, using: &random))!)
+            }
+            return String(scalars)
+        }
+        for _ in 0..<300 {
+            var signers = Set<Int>()
+            for _ in 0..<Int.random(in: 1...7, using: &random) {
+                signers.insert(Int.random(in: 1...65535, using: &random))
+            }
+            let claims = ReceiptClaims(
+                requestID: "req-\(UInt64.random(in: 0...UInt64.max, using: &random))",
+                issuedAt: Int64.random(in: 0...CanonicalJSON.maximumInteger, using: &random), latch: text(8),
+                mount: text(8), method: "M" + text(4), path: text(40), bodySHA256: Self.emptyBody, decision: .deny,
+                bundle: Bool.random(using: &random) ? "" : Self.bundle, signers: signers.sorted(),
+                reasons: (0..<Int.random(in: 0...3, using: &random)).map { _ in text(30) })
+            let compact = try Self.plainReceipt(claims)
+            let parsed = try Receipt.verified(compact, groupKey: Self.plainKey.publicKey)
+            #expect(parsed.claims == claims)
+
+            let json = try claims.canonicalJSON()
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
+            #expect(object["path"] as? String == claims.path)
+            #expect(object["reasons"] as? [String] == claims.reasons)
+            #expect(object["signers"] as? [Int] == claims.signers)
+            #expect((object["iat"] as? NSNumber)?.int64Value == claims.issuedAt)
+        }
+    }
+
     @Test("pretty JSON lists the claims in canonical order, signers on one line")
     func prettyJSON() {
         var claims = Self.claims
