@@ -1,3 +1,5 @@
+import QuorumCrypto
+
 /// The decision messages (types 68–71): a proxy asks every node for its verdict on one agent call
 /// (``DecideRequest``), each node answers with its verdict signed by its node key and, when it is
 /// in the proxy's signer set, its FROST share over the call's receipt (``DecideResponse``); after
@@ -140,6 +142,8 @@ public struct SignerSlot: WireCodable, Hashable {
 /// headers        array of DecisionHeader 0…256, in the order received
 /// body           bytes                   0…1 MiB: the body, or its first bytes
 /// bodyLength     u64                     the body's full length, at least the bytes carried
+/// bodySHA256     bytes                   32: SHA-256 of the whole body (equal to the digest of
+///                                        `body` when the body is carried whole)
 /// clientAddress  string                  0…64 bytes
 /// token          string                  0…512 bytes: the lat_ token the agent presented
 /// signers        array of SignerSlot     0…1024, sorted by identifier, distinct
@@ -159,6 +163,9 @@ public struct DecideRequest: WireMessage {
     public let headers: [DecisionHeader]
     public let body: [UInt8]
     public let bodyLength: UInt64
+    /// SHA-256 of the whole body, which the receipt binds. When the body is carried whole the node
+    /// checks it; a longer body's digest is the proxy's statement (it holds the body in flight).
+    public let bodySHA256: [UInt8]
     public let clientAddress: String
     public let token: String
     public let signers: [SignerSlot]
@@ -168,7 +175,7 @@ public struct DecideRequest: WireMessage {
     /// - Throws: ``WireError/Code/invalidValue`` naming the first field that breaks the table's rules.
     public init(
         requestID: String, time: Int64, method: String, target: String, headers: [DecisionHeader], body: [UInt8],
-        bodyLength: UInt64, clientAddress: String, token: String, signers: [SignerSlot]
+        bodyLength: UInt64, bodySHA256: [UInt8]? = nil, clientAddress: String, token: String, signers: [SignerSlot]
     ) throws(WireError) {
         self.requestID = requestID
         self.time = time
@@ -177,6 +184,7 @@ public struct DecideRequest: WireMessage {
         self.headers = headers
         self.body = body
         self.bodyLength = bodyLength
+        self.bodySHA256 = bodySHA256 ?? sha256Digest(body)
         self.clientAddress = clientAddress
         self.token = token
         self.signers = signers
@@ -207,6 +215,10 @@ public struct DecideRequest: WireMessage {
         if bodyLength < UInt64(body.count) {
             return ("bodyLength", "a body length of \(bodyLength) below the \(body.count) bytes carried")
         }
+        if bodySHA256.count != 32 { return ("bodySHA256", "a body digest of \(bodySHA256.count) bytes; it is 32") }
+        if bodyLength == UInt64(body.count), bodySHA256 != sha256Digest(body) {
+            return ("bodySHA256", "the body is carried whole but its SHA-256 is not the stated digest")
+        }
         if let problem = DecisionLimits.lengthProblem(
             clientAddress, "a client address", DecisionLimits.maximumClientAddressLength)
         {
@@ -230,6 +242,7 @@ public struct DecideRequest: WireMessage {
         writer.write(array: headers) { $0.write($1) }
         writer.write(bytes: body)
         writer.write(bodyLength)
+        writer.write(bytes: bodySHA256)
         writer.write(string: clientAddress)
         writer.write(string: token)
         writer.write(array: signers) { $0.write($1) }
@@ -247,6 +260,7 @@ public struct DecideRequest: WireMessage {
         ) { reader throws(WireError) in try reader.read(DecisionHeader.self, "") }
         body = try reader.readBytes("body", maximumLength: DecisionLimits.maximumBodyLength)
         bodyLength = try reader.readUInt64("bodyLength")
+        bodySHA256 = try reader.readBytes("bodySHA256", maximumLength: 32)
         clientAddress = try reader.readString(
             "clientAddress", maximumLength: DecisionLimits.maximumClientAddressLength)
         token = try reader.readString("token", maximumLength: DecisionLimits.maximumTokenLength)
