@@ -459,7 +459,9 @@ struct TransportTests {
     func idleTimeout() async throws {
         let logs = LogCapture()
         var configuration = try cluster.configuration(.node(id: 1))
-        configuration.idleTimeout = .milliseconds(500)
+        // Long enough that a heartbeat every 100 ms keeps a connection open even when this 2-core
+        // machine stalls the test for a few hundred milliseconds.
+        configuration.idleTimeout = .milliseconds(1200)
         try await cluster.withServer(configuration: configuration, logs: logs) { _, port in
             let client = try NodeClient(configuration: cluster.configuration(.node(id: 2)), logger: logs.logger)
             try await bounded {
@@ -470,12 +472,12 @@ struct TransportTests {
                 let slow = Task {
                     await transportError {
                         _ = try await working.request(
-                            messageType: TestMessage.slow, payload: [], deadline: .milliseconds(1500))
+                            messageType: TestMessage.slow, payload: [], deadline: .milliseconds(3000))
                     }
                 }
                 let heartbeat = try Heartbeat(
                     nodeID: 2, bootEpoch: 1, sentAt: 0, groupKey: nil, bundleDigest: nil, peersSeen: [])
-                while ContinuousClock.now - start < .milliseconds(1500) {
+                while ContinuousClock.now - start < .milliseconds(3000) {
                     try await beating.send(oneWay: heartbeat)
                     try await Task.sleep(for: .milliseconds(100))
                 }
