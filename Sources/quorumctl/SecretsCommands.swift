@@ -8,12 +8,14 @@ import QuorumProtocol
 /// `quorumctl secrets …`: the credentials the proxy injects, sealed to the quorum.
 struct Secrets: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seal credentials for the proxy and list them (never their values).",
+        abstract: "Seal credentials for the proxy, give the nodes their records, and list them (never their values).",
         discussion: """
             A credential is sealed to the sealing group and stored in the proxy's directory as \
-            credentials/NAME.json; only k nodes together can open it, for one allowed call at a time.
+            credentials/NAME.json (`set`); every node gets the same sealed record (`push`), so that it \
+            releases its decryption share of that box only; only k nodes together can open it, for one \
+            allowed call at a time.
             """,
-        subcommands: [SecretsSet.self, SecretsList.self]
+        subcommands: [SecretsSet.self, SecretsPush.self, SecretsList.self]
     )
 }
 
@@ -69,6 +71,7 @@ struct SecretsSet: ParsableCommand {
         Output.line(
             "sealed secret '\(name)' to the \(group.minSigners)-of-\(group.maxSigners) sealing group "
                 + "\(Self.fingerprint(record.sealingGroupKey)): \(file) (0600)")
+        Output.line("give the nodes its record: quorumctl secrets push \(name) --proxy-dir \(proxyDir) --cluster ...")
     }
 
     /// The value without one trailing `\n` (or `\r\n`), copied between zeroizing buffers.
@@ -151,5 +154,77 @@ struct SecretsList: ParsableCommand {
                 Output.line("missing: secret '\(name)' is in the bundle but not sealed in \(store.path)\(list)")
             }
         }
+    }
+}
+
+/// `quorumctl secrets push NAME --proxy-dir DIR --cluster FILE --certs-dir DIR`.
+struct SecretsPush: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Give every node the sealed record of a secret, so it can release its decryption share.",
+        discussion: """
+            Reads the record `secrets set` wrote in the proxy's data directory and sends it to each node over \
+            mutual TLS with the operator certificate. A node keeps the record under its name if it is sealed to the \
+            node's own sealing key, and on an allow makes its decryption share of that record's box, never of a box \
+            a proxy presents. The record holds no plaintext. Exit status: 0 when every node stored it, 1 when any \
+            refused or could not be reached, 2 bad input.
+            """
+    )
+
+    @OptionGroup var options: OperatorOptions
+
+    @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
+    var name: String
+
+    @Option(help: ArgumentHelp("The proxy's data directory holding the sealed record.", valueName: "dir"))
+    var proxyDir: String
+
+    func run() throws {
+        let record = try SealedCredentialDirectory(proxyDirectory: proxyDir).load(name)
+        let failures = try Self.push(
+            record, cluster: try options.clusterFile(), client: try options.client(for: "secrets push"),
+            limit: options.limit)
+        if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// Sends `record` to every node of `cluster`; prints one line per node and returns how many
+    /// did not store it.
+    static func push(
+        _ record: SealedCredential, cluster: ClusterFile, client: NodeClient, limit: Duration
+    ) throws -> Int {
+        let request: CredentialPutRequest
+        do { request = try CredentialPutRequest(record: record.encoded()) } catch { throw CLIError("\(error)") }
+        let results = Blocking.wait {
+            await withTaskGroup(of: (ClusterFile.Node, Result<CredentialPutResponse, TransportError>).self) { group in
+                for node in cluster.nodes {
+                    group.addTask {
+                        do throws(TransportError) {
+                            return (
+                                node,
+                                .success(
+                                    try await client.ask(
+                                        node, request, expecting: CredentialPutResponse.self, deadline: limit))
+                            )
+                        } catch {
+                            return (node, .failure(error))
+                        }
+                    }
+                }
+                var results: [(ClusterFile.Node, Result<CredentialPutResponse, TransportError>)] = []
+                for await result in group { results.append(result) }
+                return results.sorted { $0.0.id < $1.0.id }
+            }
+        }
+        var failures = 0
+        for (node, result) in results {
+            switch result {
+            case .success(let answer):
+                Output.line("node \(node.id): holds secret '\(answer.name)'\(answer.replaced ? " (replaced)" : "")")
+            case .failure(let error):
+                failures += 1
+                Output.error("node \(node.id) at \(node.address): \(error.code.rawValue): \(error.reason)")
+            }
+        }
+        return failures
     }
 }

@@ -49,6 +49,10 @@ final class TestSigner: Sendable {
         service = SigningService(
             nodeID: id, bootEpoch: epoch, keys: { keys }, store: store, configuration: configuration,
             logger: logs.logger, now: { clock.now })
+        // These tests are about the signer's own rules, so each message stands for its own
+        // decision here; in a node the verdict service decides what a message stands for (the
+        // verdict cluster tests cover that coupling).
+        service.checkDecisions { request in .success(sha256Digest(request.message)) }
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }
@@ -197,6 +201,23 @@ struct SigningRound {
         #expect(evidence.first?.kind == "nonce-already-used")
         #expect(evidence.first?.requestID == "req-2")
         #expect(evidence.first?.peer == "proxy")
+    }
+
+    @Test func withoutADecisionPointNothingIsSignedAndTheNonceIsSpent() async throws {
+        let signers = try signers()
+        defer { signers.forEach { $0.remove() } }
+        let round = try await SigningRound.start(signers)
+        // A check that finds no decision, as a node's verdict service does for a request id it
+        // never decided.
+        signers[0].service.checkDecisions { request in
+            .failure(SigningRefusal(.noDecision, "node 1 reached no decision for request \(request.requestID)"))
+        }
+        let refused = try await signers[0].refusal(try round.request(for: 1))
+        #expect(refused.reason == .noDecision)
+        // The nonce went with the refusal: even a request the check would now pass cannot use it.
+        signers[0].service.checkDecisions { request in .success(sha256Digest(request.message)) }
+        let reused = try await signers[0].refusal(try round.request(for: 1))
+        #expect(reused.reason == .nonceAlreadyUsed)
     }
 
     @Test func aNonceNeverIssuedIsUnknown() async throws {

@@ -82,18 +82,20 @@ struct SigningClusterTests {
     }
 
     @Test(
-        "a proxy gets a signature that verifies as Ed25519; reuse, double decisions, keyless nodes and other roles are refused"
+        "a proxy gets a signature that verifies as Ed25519; reuse, undecided messages, keyless nodes and other roles are refused"
     )
     func signAndRefusals() async throws {
-        try await TestCluster.with(nodes: 4, dealerThreshold: 3) { cluster in
-            // Node 4 starts without keys: as before a ceremony.
+        // Node 4 starts without keys: as before a ceremony.
+        try await DecidingCluster.with(beforeStart: { cluster in
             try FileManager.default.removeItem(atPath: cluster.workspace.path("data-4/keys"))
-            try await cluster.startAll()
+        }) { deciding in
+            let cluster = deciding.cluster
             let coordinator = try Self.coordinator(cluster)
             defer { Task { await coordinator.close() } }
 
-            // 1. Commitments from nodes 1-3, shares in parallel, verified and aggregated.
-            let message = Array("decision: allow req-a GET /v1/models".utf8)
+            // 1. Commitments from nodes 1-3, shares in parallel, verified and aggregated, over the
+            // receipt of a decision the nodes reached.
+            let message = try await deciding.decidedReceipt("req-a", signers: [1, 2, 3])
             let signature = try await coordinator.sign(requestID: "req-a", message: message, signers: [1, 2, 3])
             #expect(try Self.verifies(signature, message, cluster))
             #expect(try !Self.verifies(signature, Array("decision: deny".utf8), cluster))
@@ -103,16 +105,17 @@ struct SigningClusterTests {
             #expect(try Self.verifies(again, message, cluster))
             #expect(again != signature)
 
-            // 3. A different decision for req-a is refused by every signer, naming both digests.
-            let (conflict, _) = try await Self.request(
+            // 3. A message that is not the receipt of the node's decision is refused: arbitrary
+            // bytes, and a receipt of a request id nobody decided.
+            let (arbitrary, _) = try await Self.request(
                 coordinator, for: 1, signers: [1, 2, 3], requestID: "req-a", message: Array("decision: deny".utf8))
-            let refusal = try await Self.refusal(coordinator, conflict, from: 1)
-            #expect(refusal.reason == .conflictingDecision)
-            #expect(refusal.detail.contains(Hex.encode(sha256Digest(message))))
+            let refusal = try await Self.refusal(coordinator, arbitrary, from: 1)
+            #expect(refusal.reason == .noDecision)
 
             // 4. A nonce signs once.
+            let messageB = try await deciding.decidedReceipt("req-b", signers: [1, 2, 3])
             let (fresh, _) = try await Self.request(
-                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-b", message: Array("decision: allow b".utf8))
+                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-b", message: messageB)
             #expect(try await coordinator.requestShare(fresh, from: 2).nodeID == 2)
             let reuse = try await Self.refusal(coordinator, fresh, from: 2)
             #expect(reuse.reason == .nonceAlreadyUsed)
@@ -130,11 +133,12 @@ struct SigningClusterTests {
             )
             #expect(try await Self.refusal(coordinator, keyless, from: 4).reason == .noGroupKey)
             // Left to pick, the coordinator takes the threshold's worth of nodes, lowest id first.
-            let picked = try await coordinator.sign(requestID: "req-d", message: Array("decision: allow d".utf8))
-            #expect(try Self.verifies(picked, Array("decision: allow d".utf8), cluster))
+            let messageD = try await deciding.decidedReceipt("req-d", signers: [1, 2, 3])
+            let picked = try await coordinator.sign(requestID: "req-d", message: messageD)
+            #expect(try Self.verifies(picked, messageD, cluster))
 
             // 6. Operator and node certificates may not ask for commitments or shares.
-            let node1 = try #require(try ClusterFile.load(path: cluster.workspace.path("cluster.toml")).nodes.first)
+            let node1 = deciding.node(1)
             for identity in [PeerIdentity.operator(name: "operator"), .node(id: 4)] {
                 let client = try Self.client(cluster, as: identity)
                 for message in [try CommitmentsRequest(count: 1) as any WireMessage, fresh] {
@@ -159,17 +163,18 @@ struct SigningClusterTests {
 
     @Test("a node restarted mid-stream has a new epoch, refuses the old commitments and remembers its decisions")
     func restartMidStream() async throws {
-        try await TestCluster.with(nodes: 4, dealerThreshold: 3) { cluster in
-            try await cluster.startAll()
+        try await DecidingCluster.with { deciding in
+            let cluster = deciding.cluster
             let coordinator = try Self.coordinator(cluster)
             defer { Task { await coordinator.close() } }
-            let message = Array("decision: allow req-r".utf8)
+            let message = try await deciding.decidedReceipt("req-r", signers: [1, 2, 3])
             let signature = try await coordinator.sign(requestID: "req-r", message: message, signers: [1, 2, 3])
             #expect(try Self.verifies(signature, message, cluster))
 
             // Commitments taken, then node 2 crashes before they are used.
+            let messageS = try await deciding.decidedReceipt("req-s", signers: [1, 2, 3])
             let (pending, commitments) = try await Self.request(
-                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-s", message: Array("decision: allow s".utf8))
+                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-s", message: messageS)
             let oldEpoch = try #require(commitments.first { $0.nodeID == 2 }?.bootEpoch)
             await cluster.daemons[2]?.crash()
             try await cluster.start(2)
@@ -183,15 +188,23 @@ struct SigningClusterTests {
             #expect(stale.detail.contains(String(format: "%016llx", newEpoch)))
 
             // Fresh commitments work: the coordinator's first attempt meets the stale cache,
-            // drops it and signs with fresh ones.
-            let after = try await coordinator.sign(
-                requestID: "req-s", message: Array("decision: allow s".utf8), signers: [1, 2, 3])
-            #expect(try Self.verifies(after, Array("decision: allow s".utf8), cluster))
+            // drops it and signs with fresh ones; node 2 remembers it decided req-s.
+            let after = try await coordinator.sign(requestID: "req-s", message: messageS, signers: [1, 2, 3])
+            #expect(try Self.verifies(after, messageS, cluster))
 
-            // The decision for req-r survived the crash: node 2 still refuses another message.
+            // The decision for req-r survived the crash: node 2 still signs its receipt, and
+            // still refuses a deny for it.
+            let again = try await coordinator.sign(requestID: "req-r", message: message, signers: [1, 2, 3])
+            #expect(try Self.verifies(again, message, cluster))
+            var claims = try Receipt.claims(
+                inSigningInput: message, groupKey: try deciding.group.verifyingKey.serialized())
+            claims.decision = .deny
+            let deny = try Receipt.signingInput(claims: claims, groupKey: try deciding.group.verifyingKey.serialized())
             let (conflict, _) = try await Self.request(
-                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-r", message: Array("decision: deny".utf8))
-            #expect(try await Self.refusal(coordinator, conflict, from: 2).reason == .conflictingDecision)
+                coordinator, for: 2, signers: [1, 2, 3], requestID: "req-r", message: deny)
+            let refused = try await Self.refusal(coordinator, conflict, from: 2)
+            #expect(refused.reason == .noDecision)
+            #expect(refused.detail.contains("decided otherwise"))
             await cluster.stopAll()
         }
     }

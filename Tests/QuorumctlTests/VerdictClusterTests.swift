@@ -208,4 +208,149 @@ struct VerdictClusterTests {
             await cluster.stopAll()
         }
     }
+
+    /// k signer slots from fresh commitments of `ids`.
+    static func slots(_ coordinator: SigningCoordinator, _ ids: [UInt16]) async throws -> [SignerSlot] {
+        var slots: [SignerSlot] = []
+        for id in ids {
+            let commitment = try await coordinator.nextCommitment(from: id)
+            slots.append(
+                try SignerSlot(
+                    identifier: id, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
+                    commitment: commitment.entry.commitment))
+        }
+        return slots
+    }
+
+    /// The group signature of `shares` over `message` with the commitments of `slots`.
+    static func aggregate(
+        _ message: [UInt8], _ slots: [SignerSlot], _ shares: [UInt16: [UInt8]], _ group: PublicKeyPackage<Ed25519Suite>
+    ) throws -> Signature {
+        let commitments = try slots.map {
+            try SigningCommitments<Ed25519Suite>(identifier: try Identifier($0.identifier), encoded: $0.commitment)
+        }
+        let session = try SigningSession(
+            package: try SigningPackage(message: message, commitments: commitments), verifyingKey: group.verifyingKey)
+        let parsed = try shares.sorted { $0.key < $1.key }.map {
+            try SignatureShare<Ed25519Suite>(identifier: try Identifier($0.key), encoded: $0.value)
+        }
+        return try FROST.aggregate(session: session, shares: parsed, group: group)
+    }
+
+    @Test(
+        "signers in the decision round return shares that aggregate to a receipt verifying as Ed25519; a retry signs the same decision for other signers; nothing undecided or decided otherwise is signed; decryption shares open only the pushed credential"
+    )
+    func receiptsAndCredentials() async throws {
+        try await DecidingCluster.with { deciding in
+            let cluster = deciding.cluster
+            let coordinator = try SigningClusterTests.coordinator(cluster)
+            defer { Task { await coordinator.close() } }
+            let group = try deciding.group
+            let groupKey = try group.verifyingKey.serialized()
+
+            // 1. One round: every node decides, the three signers sign the allow receipt.
+            let slots = try await Self.slots(coordinator, [1, 2, 3])
+            let request = try DecidingCluster.request("rcpt-1", signers: slots)
+            let answers = try await deciding.decide(request, at: [1, 2, 3, 4])
+            #expect(answers[4]?.share.isEmpty == true, "node 4 was not asked to sign")
+            let claims = deciding.allowClaims(request, signers: [1, 2, 3])
+            let message = try Receipt.signingInput(claims: claims, groupKey: groupKey)
+            let signature = try Self.aggregate(
+                message, slots, [1: answers[1]!.share, 2: answers[2]!.share, 3: answers[3]!.share], group)
+            let receipt = try Receipt(claims: claims, groupKey: groupKey, signature: signature.bytes)
+            #expect(throws: Never.self) { try Receipt.verified(receipt.compact, groupKey: groupKey) }
+            #expect(Ed25519KeyPair.verify(signature: signature.bytes, message: message, publicKey: groupKey))
+
+            // 2. The same request again (a proxy retrying the round) is answered from the record
+            // and signed again with the new nonces.
+            let retrySlots = try await Self.slots(coordinator, [1, 2, 4])
+            let retryMessage = try Receipt.signingInput(
+                claims: deciding.allowClaims(request, signers: [1, 2, 4]), groupKey: groupKey)
+            var shares: [UInt16: [UInt8]] = [:]
+            for slot in retrySlots {
+                let own = try #require(retrySlots.first { $0.identifier == slot.identifier })
+                let sign = try SignRequest(
+                    bootEpoch: own.bootEpoch, nonceID: own.nonceID, requestID: "rcpt-1", message: retryMessage,
+                    commitments: retrySlots.map(\.signerCommitment))
+                shares[slot.identifier] = try await coordinator.requestShare(sign, from: slot.identifier).share
+            }
+            let retried = try Self.aggregate(retryMessage, retrySlots, shares, group)
+            #expect(Ed25519KeyPair.verify(signature: retried.bytes, message: retryMessage, publicKey: groupKey))
+
+            // 3. Refused with no-decision: a request id nobody decided, a deny for an allowed
+            // request, and a receipt naming other signers than the commitment list.
+            func refusal(
+                _ message: [UInt8], requestID: String, slots: [SignerSlot], at node: UInt16
+            ) async throws
+                -> SigningRefusal
+            {
+                let own = try #require(slots.first { $0.identifier == node })
+                let sign = try SignRequest(
+                    bootEpoch: own.bootEpoch, nonceID: own.nonceID, requestID: requestID, message: message,
+                    commitments: slots.map(\.signerCommitment))
+                return try await SigningClusterTests.refusal(coordinator, sign, from: node)
+            }
+            let undecided = try DecidingCluster.request("never-decided")
+            let s1 = try await Self.slots(coordinator, [1, 2, 3])
+            let r1 = try await refusal(
+                try Receipt.signingInput(
+                    claims: deciding.allowClaims(undecided, signers: [1, 2, 3]), groupKey: groupKey),
+                requestID: "never-decided", slots: s1, at: 1)
+            #expect(r1.reason == .noDecision)
+            #expect(r1.detail.contains("reached no decision"), "\(r1)")
+            var denied = deciding.allowClaims(request, signers: [1, 2, 3])
+            denied.decision = .deny
+            let s2 = try await Self.slots(coordinator, [1, 2, 3])
+            let r2 = try await refusal(
+                try Receipt.signingInput(claims: denied, groupKey: groupKey), requestID: "rcpt-1", slots: s2, at: 2)
+            #expect(r2.reason == .noDecision)
+            #expect(r2.detail.contains("decided otherwise"), "\(r2)")
+            let s3 = try await Self.slots(coordinator, [1, 2, 3])
+            let r3 = try await refusal(
+                message, requestID: "rcpt-1",
+                slots: s3.filter { $0.identifier != 3 } + [
+                    try SignerSlot(identifier: 4, bootEpoch: 0, nonceID: 0, commitment: s3[2].commitment)
+                ], at: 1)
+            #expect(r3.reason == .noDecision)
+
+            // 4. A sealed credential pushed to the nodes: every allowing node returns a decryption
+            // share, and k of them open the record the proxy holds; a deny returns none.
+            let sealingPath = cluster.workspace.path("dealer/sealing-group.json")
+            let sealingGroup = try KeyFiles.decodeGroup(
+                try KeyFiles.readFile(sealingPath), as: Ed25519Suite.self, file: sealingPath)
+            let value = SecretBytes(Array("sk-demo-credential".utf8))
+            try cluster.workspace.write("openai.key", "sk-demo-credential\n")
+            let set = try await cluster.workspace.quorumctl(
+                "secrets", "set", "openai", "--value-file", cluster.workspace.path("openai.key"), "--sealing-group",
+                sealingPath, "--proxy-dir", cluster.workspace.path("proxy"))
+            try #require(set.status == 0, "\(set)")
+            let push = try await cluster.workspace.quorumctl(
+                ["secrets", "push", "openai", "--proxy-dir", cluster.workspace.path("proxy")]
+                    + cluster.operatorArguments)
+            #expect(push.status == 0, "\(push)")
+            #expect(push.stdoutLines.filter { $0.contains("holds secret 'openai'") }.count == 4, "\(push)")
+            let record = try SealedCredentialDirectory(proxyDirectory: cluster.workspace.path("proxy")).load("openai")
+            let operatorClient = try Self.client(cluster, as: .operator(name: "operator"))
+            let withSecret = try await deciding.decide(try DecidingCluster.request("cred-1"), at: [1, 2, 3, 4])
+            let decryption = try withSecret.sorted { $0.key < $1.key }.prefix(3).map {
+                try DecryptionShare<Ed25519Suite>(identifier: try Identifier($0.key), encoded: $0.value.decryptionShare)
+            }
+            let opened = try record.open(shares: decryption, group: sealingGroup)
+            #expect(opened.withUnsafeBytes { Array($0) } == Array("sk-demo-credential".utf8))
+            let deny = try await deciding.decide(try DecidingCluster.request("cred-deny", method: "GET"), at: [1])
+            #expect(deny[1]?.decryptionShare.isEmpty == true)
+            // A record sealed to another group is refused.
+            let stranger = try TrustedDealer<Ed25519Suite>.generate(minSigners: 2, maxSigners: 3, purpose: .sealing)
+            let foreign = try SealedCredential.seal(value, name: "openai", to: stranger.group, created: 0)
+            do {
+                _ = try await operatorClient.ask(
+                    deciding.node(1), try CredentialPutRequest(record: foreign.encoded()),
+                    expecting: CredentialPutResponse.self, deadline: .seconds(30))
+                Issue.record("a credential sealed to another group was stored")
+            } catch {
+                #expect("\(error)".contains("seal it to sealing-group.json"), "\(error)")
+            }
+            await cluster.stopAll()
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import QuorumCrypto
 import QuorumIdentity
 import QuorumProtocol
@@ -104,21 +105,30 @@ public final class NodeRuntime: Sendable {
             throw NodeRuntimeError("\(error)")
         }
         let keys = keys
-        let verdicts = try VerdictService(
-            configuration: configuration, identity: identity, store: store, logger: logger)
-        self.verdicts = verdicts
+        // Membership reports the installed bundle's digest, and the verdict service signs with the
+        // signing service, which needs membership's epoch: the digest is read through a box filled
+        // once the verdict service exists.
+        let decisionPoint = NIOLockedValueBox<VerdictService?>(nil)
         membership = MembershipService(
             membership: configuration.membership(identityKey: identity.publicKey), peers: configuration.peerAddresses,
             client: client, logger: logger,
             facts: {
-                Membership.LocalFacts(groupKey: keys.current?.groupKeyBytes, bundleDigest: verdicts.bundleDigest)
+                Membership.LocalFacts(
+                    groupKey: keys.current?.groupKeyBytes,
+                    bundleDigest: decisionPoint.withLockedValue { $0 }?.bundleDigest)
             })
+        let signing = SigningService(store: store, keys: keys, membership: membership, logger: logger)
+        let verdicts = try VerdictService(
+            configuration: configuration, identity: identity, store: store, keys: { keys.current }, signer: signing,
+            logger: logger)
+        decisionPoint.withLockedValue { $0 = verdicts }
+        self.verdicts = verdicts
         // Every subsystem that answers frames is listed here, once.
         let handlers: [any NodeFrameHandler] = [
             membership,
             verdicts,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
-            SigningService(store: store, keys: keys, membership: membership, logger: logger),
+            signing,
             CeremonyService(
                 configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
                 logger: logger),

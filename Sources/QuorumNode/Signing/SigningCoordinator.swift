@@ -153,7 +153,9 @@ public final class SigningCoordinator: Sendable {
     }
 
     /// Sends `message` to node `id` and decodes the answer as `Response`.
-    private func ask<Response: WireMessage>(
+    /// Sends `message` to node `id` over the coordinator's connection to it and decodes the
+    /// answer; a node's refusal is ``SigningError/Code/refused`` with its error response.
+    public func ask<Response: WireMessage>(
         _ id: UInt16, _ message: some WireMessage, _: Response.Type
     ) async throws(SigningError) -> Response {
         let connection = try await connection(to: id)

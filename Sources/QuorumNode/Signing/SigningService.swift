@@ -176,13 +176,59 @@ public final class SigningService: NodeFrameHandler, Sendable {
 
     typealias LedgerOutcome = DecisionCommitter.Outcome
 
+    /// Decides whether a proxy's ``SignRequest`` names a decision this node reached, and what
+    /// that decision's digest is (the one ``DecisionLedger`` keeps per request id); a refusal
+    /// otherwise. Set once by the node's runtime to its ``VerdictService``: until it is set,
+    /// every sign request is refused, so a node never signs a message it did not decide.
+    public typealias DecisionCheck = @Sendable (SignRequest) async -> Result<[UInt8], SigningRefusal>
+
+    private let decisionCheck = NIOLockedValueBox<DecisionCheck?>(nil)
+
+    /// Attaches the check every proxy ``SignRequest`` must pass; see ``DecisionCheck``.
+    public func checkDecisions(with check: @escaping DecisionCheck) {
+        decisionCheck.withLockedValue { $0 = check }
+    }
+
+    /// What one attempt to sign came to.
+    public enum Outcome: Sendable {
+        /// The share, made and answered for.
+        case signed(SignResponse)
+        /// One of the signer's rules refused it; nothing was signed.
+        case refused(SigningRefusal)
+        /// The node failed (its store); nothing was signed.
+        case failed(ErrorResponse)
+    }
+
     private func sign(_ peer: PeerIdentity, _ frame: Frame) async throws -> Frame {
         let request = try frame.decode(SignRequest.self)
-        let requestID = request.requestID
-        guard let keys = keys() else {
-            return try refuse(frame, peer, requestID: requestID, SigningRefusal(.noGroupKey, Self.noKeyDetail))
+        let digest: [UInt8]
+        guard let check = decisionCheck.withLockedValue({ $0 }) else {
+            return try refuse(
+                frame, peer, requestID: request.requestID,
+                SigningRefusal(
+                    .noDecision, "node \(nodeID) has no decision point attached; it signs only decisions it reached"))
         }
-        let digest = sha256Digest(request.message)
+        switch await check(request) {
+        case .success(let decided): digest = decided
+        case .failure(let refusal):
+            // The nonce is spent all the same: a refused request never leaves it usable.
+            _ = state.withLockedValue { $0.pool.take(request.nonceID, epoch: request.bootEpoch) }
+            return try refuse(frame, peer, requestID: request.requestID, refusal)
+        }
+        switch await sign(request, decisionDigest: digest, peer: peer) {
+        case .signed(let response): return try Frame.response(response, to: frame)
+        case .refused(let refusal): return try refuse(frame, peer, requestID: request.requestID, refusal)
+        case .failed(let error): return try Frame.errorResponse(error, to: frame)
+        }
+    }
+
+    /// Signs `request.message` for `request.requestID` under the rules of this type, recording
+    /// `decisionDigest` as the decision for the request id: the same digest again is signed with a
+    /// fresh nonce, another is refused as a conflicting decision. The caller has established that
+    /// the message stands for that decision (``DecisionCheck``, or the verdict it just reached).
+    public func sign(_ request: SignRequest, decisionDigest digest: [UInt8], peer: PeerIdentity) async -> Outcome {
+        let requestID = request.requestID
+        guard let keys = keys() else { return .refused(SigningRefusal(.noGroupKey, Self.noKeyDetail)) }
         // The nonce leaves the pool first: whatever is wrong with the request, it is never
         // handed to anyone again.
         let taken = state.withLockedValue { $0.pool.take(request.nonceID, epoch: request.bootEpoch) }
@@ -193,52 +239,51 @@ public final class SigningService: NodeFrameHandler, Sendable {
         case .failure(let failure):
             switch failure {
             case .staleEpoch:
-                return try refuse(frame, peer, requestID: requestID, SigningRefusal(.staleEpoch, failure.description))
+                return .refused(SigningRefusal(.staleEpoch, failure.description))
             case .alreadyUsed:
                 await keepEvidence(
                     kind: SigningRefusal.Reason.nonceAlreadyUsed.rawValue, request: request, peer: peer,
                     signedDigest: nil, requestedDigest: digest)
-                return try refuse(
-                    frame, peer, requestID: requestID, SigningRefusal(.nonceAlreadyUsed, failure.description))
+                return .refused(SigningRefusal(.nonceAlreadyUsed, failure.description))
             case .discarded, .neverIssued:
-                return try refuse(frame, peer, requestID: requestID, SigningRefusal(.unknownNonce, failure.description))
+                return .refused(SigningRefusal(.unknownNonce, failure.description))
             }
         }
         let share: SignatureShare<Ed25519Suite>
         switch Self.computeShare(request, nonces: nonces, keys: keys) {
         case .success(let made): share = made
-        case .failure(let refusal): return try refuse(frame, peer, requestID: requestID, refusal)
+        case .failure(let refusal): return .refused(refusal)
         }
         // The share exists only here until the decision is on disk.
         if let conflict = reserve(requestID, digest) {
             await keepEvidence(
                 kind: SigningRefusal.Reason.conflictingDecision.rawValue, request: request, peer: peer,
                 signedDigest: conflict, requestedDigest: digest)
-            return try refuse(frame, peer, requestID: requestID, Self.conflictRefusal(requestID, conflict, digest))
+            return .refused(Self.conflictRefusal(requestID, conflict, digest))
         }
-        let at = now()
         let outcome: LedgerOutcome
         do {
-            outcome = try await committer.commit(requestID: requestID, digest: digest, at: at)
+            outcome = try await committer.commit(requestID: requestID, digest: digest, at: now())
         } catch {
             release(requestID)
             logger.error(
                 "cannot record a decision; share withheld", metadata: ["request": "\(requestID)", "error": "\(error)"])
-            return try Frame.errorResponse(
-                ErrorResponse(.internal, "cannot record the decision for request \(requestID); nothing was signed"),
-                to: frame)
+            return .failed(
+                ErrorResponse(.internal, "cannot record the decision for request \(requestID); nothing was signed"))
         }
         release(requestID)
         if case .conflict(let existing) = outcome {
             await keepEvidence(
                 kind: SigningRefusal.Reason.conflictingDecision.rawValue, request: request, peer: peer,
                 signedDigest: existing.digest, requestedDigest: digest)
-            return try refuse(
-                frame, peer, requestID: requestID, Self.conflictRefusal(requestID, existing.digest, digest))
+            return .refused(Self.conflictRefusal(requestID, existing.digest, digest))
         }
-        let response = try SignResponse(
-            nodeID: nodeID, bootEpoch: bootEpoch, requestID: requestID, share: share.encoded)
-        return try Frame.response(response, to: frame)
+        do {
+            return .signed(
+                try SignResponse(nodeID: nodeID, bootEpoch: bootEpoch, requestID: requestID, share: share.encoded))
+        } catch {
+            return .failed(ErrorResponse(.internal, "\(error)"))
+        }
     }
 
     /// RFC 9591's signer checks, in the order that names the most specific fault, then the
@@ -346,8 +391,8 @@ public final class SigningService: NodeFrameHandler, Sendable {
     {
         SigningRefusal(
             .conflictingDecision,
-            "request \(requestID) was already signed for a message with SHA-256 \(Hex.encode(signed)); "
-                + "this one has SHA-256 \(Hex.encode(requested)); a node signs one decision per request id")
+            "request \(requestID) was already signed for a decision with digest \(Hex.encode(signed)); "
+                + "this one has digest \(Hex.encode(requested)); a node signs one decision per request id")
     }
 
     static let noKeyDetail =

@@ -11,6 +11,8 @@ enum PolicyStore {
     static let budgetPrefix = Array("budget/".utf8)
     static let reservationPrefix = Array("reservation/".utf8)
     static let verdictPrefix = Array("verdict/".utf8)
+    static let claimsPrefix = Array("claims/".utf8)
+    static let credentialPrefix = Array("credential/".utf8)
 
     static func key(_ prefix: [UInt8], _ name: String) -> [UInt8] { prefix + Array(name.utf8) }
 

@@ -29,6 +29,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     private let nodeID: UInt16
     private let identity: Ed25519KeyPair
     private let store: NodeStore
+    private let keys: @Sendable () -> NodeKeys?
+    private let signer: SigningService
     private let operatorKeys: [[UInt8]]
     private let maximumSkewMilliseconds: Int64
     private let threadPool: NIOThreadPool
@@ -44,11 +46,14 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     ///   refuses to start rather than decide against state it cannot see.
     public init(
         configuration: NodeConfiguration, identity: Ed25519KeyPair, store: NodeStore,
-        threadPool: NIOThreadPool = .singleton, logger: Logger
+        keys: @escaping @Sendable () -> NodeKeys?, signer: SigningService, threadPool: NIOThreadPool = .singleton,
+        logger: Logger
     ) throws(NodeRuntimeError) {
         nodeID = configuration.nodeID
         self.identity = identity
         self.store = store
+        self.keys = keys
+        self.signer = signer
         operatorKeys = configuration.operatorKeys
         maximumSkewMilliseconds =
             Int64(configuration.maximumClockSkew.components.seconds) * 1000
@@ -67,6 +72,11 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             throw NodeRuntimeError("cannot load the installed policy: \(error)")
         }
         state = NIOLockedValueBox(initial)
+        // A proxy's sign request (a retry with other signers) is signed only for a decision
+        // this node reached; see ``check(_:)``.
+        signer.checkDecisions { [store, keys, nodeID] request in
+            await Self.check(request, store: store, keys: keys, nodeID: nodeID)
+        }
     }
 
     /// The digest of the installed bundle, for status and heartbeats.
@@ -79,6 +89,7 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             PolicyFetchRequest.type: [.proxy, .operator],
             DecideRequest.type: [.proxy],
             SettleRequest.type: [.proxy],
+            CredentialPutRequest.type: [.operator],
         ]
     }
 
@@ -95,7 +106,10 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             return try Frame.response(PolicyFetchResponse(nodeID: nodeID, signedBundle: signed), to: frame)
         case DecideRequest.type:
             let request = try frame.decode(DecideRequest.self)
-            return try await answer(frame) { () throws(Refusal) in try self.decide(request) }
+            return try await decide(request, frame: frame, peer: peer)
+        case CredentialPutRequest.type:
+            let request = try frame.decode(CredentialPutRequest.self)
+            return try await answer(frame) { () throws(Refusal) in try self.putCredential(request, from: peer) }
         case SettleRequest.type:
             let request = try frame.decode(SettleRequest.self)
             return try await answer(frame) { () throws(Refusal) in try self.settle(request) }
@@ -192,8 +206,78 @@ public final class VerdictService: NodeFrameHandler, Sendable {
 
     // MARK: - Decisions
 
-    /// The verdict of this node on `request`, reached now or recorded earlier for its request id.
-    private func decide(_ request: DecideRequest) throws(Refusal) -> DecideResponse {
+    /// What this node decided for one request id, as recorded: the verdict's bytes, the receipt
+    /// claims it stands for (without signers) and the secret its route names.
+    struct Decided: Codable, Sendable {
+        var requestID: String
+        var issuedAt: Int64
+        var latch: String
+        var mount: String
+        var method: String
+        var path: String
+        var bodySHA256: String
+        var allow: Bool
+        var bundle: String
+        var reasons: [String]
+        var secret: String?
+
+        init(request: DecideRequest, verdict: Verdict) {
+            let claims = ReceiptClaims(request: request, verdict: verdict, signers: [])
+            requestID = claims.requestID
+            issuedAt = claims.issuedAt
+            latch = claims.latch
+            mount = claims.mount
+            method = claims.method
+            path = claims.path
+            bodySHA256 = claims.bodySHA256
+            allow = claims.decision == .allow
+            bundle = claims.bundle
+            reasons = claims.reasons
+            if case .upstream(_, _, let secret, _)? = verdict.route { self.secret = secret }
+        }
+
+        func claims(signers: [UInt16]) -> ReceiptClaims {
+            ReceiptClaims(
+                requestID: requestID, issuedAt: issuedAt, latch: latch, mount: mount, method: method, path: path,
+                bodySHA256: bodySHA256, decision: allow ? .allow : .deny, bundle: bundle,
+                signers: signers.sorted().map(Int.init), reasons: reasons)
+        }
+    }
+
+    /// Answers a ``DecideRequest``: the verdict (reached now, or the one recorded for the request
+    /// id), signed by this node; if this node is in the request's signer set, its FROST share over
+    /// the receipt of that verdict; on an allow whose route names a secret, its decryption share.
+    private func decide(_ request: DecideRequest, frame: Frame, peer: PeerIdentity) async throws -> Frame {
+        let reached: Result<(verdict: [UInt8], decided: Decided), Refusal> = try await threadPool.runIfActive {
+            do throws(Refusal) { return .success(try self.verdict(request)) } catch { return .failure(error) }
+        }
+        let verdict: [UInt8]
+        let decided: Decided
+        switch reached {
+        case .success(let found): (verdict, decided) = found
+        case .failure(let refusal):
+            return try Frame.errorResponse(ErrorResponse(refusal.code, refusal.reason), to: frame)
+        }
+        let keys = keys()
+        var share: [UInt8] = []
+        if let slot = request.slot(of: nodeID), let keys {
+            share = await receiptShare(request, slot: slot, decided: decided, keys: keys, peer: peer)
+        }
+        var decryptionShare: [UInt8] = []
+        if decided.allow, let secret = decided.secret, let keys {
+            decryptionShare = credentialShare(secret, keys: keys, requestID: request.requestID)
+        }
+        let response = try DecideResponse(
+            nodeID: nodeID, bootEpoch: signer.bootEpoch, requestID: request.requestID, verdict: verdict,
+            signature: identity.sign(
+                DecideResponse.signedBytes(nodeID: nodeID, requestID: request.requestID, verdict: verdict)),
+            share: share, decryptionShare: decryptionShare)
+        return try Frame.response(response, to: frame)
+    }
+
+    /// This node's verdict on `request`: the one recorded for its request id, or a new one, recorded
+    /// with its claims and state changes in one synced write. Blocking: runs on the thread pool.
+    private func verdict(_ request: DecideRequest) throws(Refusal) -> (verdict: [UInt8], decided: Decided) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         guard abs(now - request.time) <= maximumSkewMilliseconds else {
             throw Refusal(
@@ -201,10 +285,14 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 "request \(request.requestID) is stamped \(request.time) ms; node \(nodeID)'s clock reads \(now) ms, "
                     + "more than policy.max_clock_skew_ms (\(maximumSkewMilliseconds)) apart")
         }
-        let verdict = try serialised { () throws(Refusal) -> [UInt8] in
+        return try serialised { () throws(Refusal) -> (verdict: [UInt8], decided: Decided) in
             let verdictKey = PolicyStore.key(PolicyStore.verdictPrefix, request.requestID)
             do {
-                if let recorded = try store.get(.policy, verdictKey) { return recorded }
+                if let recorded = try store.get(.policy, verdictKey),
+                    let decided = try Self.decided(request.requestID, in: store)
+                {
+                    return (recorded, decided)
+                }
             } catch {
                 throw Refusal(.internal, "cannot read the verdict record: \(error)")
             }
@@ -219,12 +307,18 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             var updated = policyState
             updated.apply(decision.stateChanges)
             let encoded = decision.encoded()
-            var writes: [NodeStore.Change] = [.put(.policy, verdictKey, encoded)]
+            let decided = Decided(request: request, verdict: decision)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
             do {
+                var writes: [NodeStore.Change] = [
+                    .put(.policy, verdictKey, encoded),
+                    .put(
+                        .policy, PolicyStore.key(PolicyStore.claimsPrefix, request.requestID),
+                        Array(try encoder.encode(decided))),
+                ]
                 writes += try PolicyStore.persist(decision.stateChanges, of: updated)
                 if let reservation = decision.reservation {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = .sortedKeys
                     writes.append(
                         .put(
                             .policy, PolicyStore.key(PolicyStore.reservationPrefix, request.requestID),
@@ -235,14 +329,148 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 throw Refusal(.internal, "cannot record the verdict: \(error)")
             }
             state.withLockedValue { $0.policyState = updated }
-            return encoded
+            return (encoded, decided)
         }
+    }
+
+    /// The decision recorded for `requestID`, if any.
+    static func decided(_ requestID: String, in store: NodeStore) throws -> Decided? {
+        guard let bytes = try store.get(.policy, PolicyStore.key(PolicyStore.claimsPrefix, requestID)) else {
+            return nil
+        }
+        return try JSONDecoder().decode(Decided.self, from: Data(bytes))
+    }
+
+    /// This node's FROST share over the receipt of its decision, signed with the nonce its slot
+    /// names; empty (logged) when the signer refuses, so the verdict still reaches the proxy, which
+    /// can ask another node.
+    private func receiptShare(
+        _ request: DecideRequest, slot: SignerSlot, decided: Decided, keys: NodeKeys, peer: PeerIdentity
+    ) async -> [UInt8] {
+        let claims = decided.claims(signers: request.signers.map(\.identifier))
+        let signRequest: SignRequest
         do {
-            return try DecideResponse(
-                nodeID: nodeID, bootEpoch: 0, requestID: request.requestID, verdict: verdict,
-                signature: identity.sign(
-                    DecideResponse.signedBytes(nodeID: nodeID, requestID: request.requestID, verdict: verdict)))
+            let message = try Receipt.signingInput(claims: claims, groupKey: keys.groupKeyBytes)
+            signRequest = try SignRequest(
+                bootEpoch: slot.bootEpoch, nonceID: slot.nonceID, requestID: request.requestID, message: message,
+                commitments: request.signers.map(\.signerCommitment))
         } catch {
+            logger.warning(
+                "cannot build the receipt to sign", metadata: ["request": "\(request.requestID)", "error": "\(error)"])
+            return []
+        }
+        switch await signer.sign(signRequest, decisionDigest: claims.decisionDigest, peer: peer) {
+        case .signed(let response): return response.share
+        case .refused(let refusal):
+            logger.notice(
+                "receipt not signed: \(refusal)", metadata: ["request": "\(request.requestID)", "peer": "\(peer)"])
+            return []
+        case .failed(let error):
+            logger.error("receipt not signed: \(error)", metadata: ["request": "\(request.requestID)"])
+            return []
+        }
+    }
+
+    /// This node's decryption share of the sealed credential `secret` names, or empty (logged) when
+    /// the node holds no record of it or the record is sealed to another group.
+    private func credentialShare(_ secret: String, keys: NodeKeys, requestID: String) -> [UInt8] {
+        do throws(any Error) {
+            guard let bytes = try store.get(.policy, PolicyStore.key(PolicyStore.credentialPrefix, secret)) else {
+                logger.warning(
+                    "allowed, but no sealed credential is held for the secret; push it with quorumctl secrets set --cluster",
+                    metadata: ["request": "\(requestID)", "secret": "\(secret)"])
+                return []
+            }
+            let record = try SealedCredential(decoding: bytes, file: "credential \(secret)")
+            guard record.sealingGroupKey == (try keys.sealingGroup.verifyingKey.serialized()) else {
+                logger.warning(
+                    "the sealed credential '\(secret)' is sealed to another group; seal it again",
+                    metadata: ["request": "\(requestID)"])
+                return []
+            }
+            return try ThresholdSealing<Ed25519Suite>.decryptionShare(for: record.box, key: keys.sealing).encoded()
+        } catch {
+            logger.error("cannot make a decryption share: \(error)", metadata: ["request": "\(requestID)"])
+            return []
+        }
+    }
+
+    /// Whether a proxy's ``SignRequest`` stands for the decision this node recorded for its request
+    /// id: its message must be the receipt signing input of exactly those claims, with the
+    /// request's signers; the digest the ledger keeps is the decision's.
+    static func check(
+        _ request: SignRequest, store: NodeStore, keys: @Sendable () -> NodeKeys?, nodeID: UInt16
+    ) async -> Result<[UInt8], SigningRefusal> {
+        guard let keys = keys() else { return .failure(SigningRefusal(.noGroupKey, SigningService.noKeyDetail)) }
+        let claims: ReceiptClaims
+        do {
+            claims = try Receipt.claims(inSigningInput: request.message, groupKey: keys.groupKeyBytes)
+        } catch {
+            return .failure(SigningRefusal(.noDecision, "the message is not a receipt of this group: \(error)"))
+        }
+        guard claims.requestID == request.requestID else {
+            return .failure(
+                SigningRefusal(
+                    .noDecision, "the receipt is for request \(claims.requestID), the request for \(request.requestID)")
+            )
+        }
+        guard claims.signers == request.commitments.map({ Int($0.identifier) }) else {
+            return .failure(
+                SigningRefusal(
+                    .noDecision,
+                    "the receipt names signers \(claims.signers), the commitment list "
+                        + "\(request.commitments.map(\.identifier))"))
+        }
+        let decided: Decided?
+        do { decided = try Self.decided(request.requestID, in: store) } catch {
+            return .failure(SigningRefusal(.noDecision, "cannot read the decision record: \(error)"))
+        }
+        guard let decided else {
+            return .failure(
+                SigningRefusal(.noDecision, "node \(nodeID) reached no decision for request \(request.requestID)"))
+        }
+        let own = decided.claims(signers: request.commitments.map(\.identifier))
+        guard own.decisionDigest == claims.decisionDigest else {
+            return .failure(
+                SigningRefusal(
+                    .noDecision,
+                    "node \(nodeID) decided otherwise for request \(request.requestID) (\(own.decision.rawValue))"))
+        }
+        return .success(claims.decisionDigest)
+    }
+
+    // MARK: - Sealed credentials
+
+    private func putCredential(
+        _ request: CredentialPutRequest, from peer: PeerIdentity
+    ) throws(Refusal)
+        -> CredentialPutResponse
+    {
+        let record: SealedCredential
+        do { record = try SealedCredential(decoding: request.record, file: "pushed credential") } catch {
+            throw Refusal(.refused, "\(error)")
+        }
+        guard let keys = keys() else {
+            throw Refusal(.unavailable, "node \(nodeID) has no keys yet; run the key ceremony first")
+        }
+        let groupKey = (try? keys.sealingGroup.verifyingKey.serialized()) ?? []
+        guard record.sealingGroupKey == groupKey else {
+            throw Refusal(
+                .refused,
+                "credential '\(record.name)' is sealed to \(Hex.encode(record.sealingGroupKey)); this cluster's sealing "
+                    + "key is \(Hex.encode(groupKey)); seal it to sealing-group.json")
+        }
+        let key = PolicyStore.key(PolicyStore.credentialPrefix, record.name)
+        let replaced: Bool
+        do {
+            let existing = try store.get(.policy, key)
+            replaced = existing != nil && existing != request.record
+            try store.write([.put(.policy, key, request.record)])
+        } catch {
+            throw Refusal(.internal, "cannot store the credential record: \(error)")
+        }
+        logger.notice("stored sealed credential", metadata: ["name": "\(record.name)", "operator": "\(peer)"])
+        do { return try CredentialPutResponse(nodeID: nodeID, name: record.name, replaced: replaced) } catch {
             throw Refusal(.internal, "\(error)")
         }
     }

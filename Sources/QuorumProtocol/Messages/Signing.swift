@@ -455,6 +455,10 @@ public struct SigningRefusal: Error, Sendable, Hashable, CustomStringConvertible
         /// The node already signed a different message for this request id: double signing,
         /// refused and kept as evidence.
         case conflictingDecision = "conflicting-decision"
+        /// The message is not the receipt of a decision this node reached for the request id (it
+        /// decided nothing for it, decided otherwise, or the receipt names other signers than the
+        /// request): a node never signs what it did not itself decide.
+        case noDecision = "no-decision"
     }
 
     /// The reason.

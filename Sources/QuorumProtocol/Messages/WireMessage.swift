@@ -72,6 +72,7 @@ public struct MessageRegistry: Sendable {
             CommitmentsRequest.self, CommitmentsResponse.self, SignRequest.self, SignResponse.self,
             PolicyPushRequest.self, PolicyPushResponse.self, PolicyFetchRequest.self, PolicyFetchResponse.self,
             DecideRequest.self, DecideResponse.self, SettleRequest.self, SettleResponse.self,
+            CredentialPutRequest.self, CredentialPutResponse.self,
         ] + ceremonyMessages)
 
     /// The name of the message registered as `messageType`, or nil.

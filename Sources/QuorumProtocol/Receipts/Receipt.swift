@@ -87,6 +87,23 @@ public struct Receipt: Sendable, Equatable {
 
     // MARK: Reading a receipt
 
+    /// The claims of a receipt signing input (`header.claims`, what a signer is asked to sign),
+    /// read as strictly as a whole receipt: the header must be the canonical one for `groupKey`
+    /// and the claims canonical. A node uses it to see which decision a sign request stands for.
+    public static func claims(inSigningInput input: [UInt8], groupKey: [UInt8]) throws(ReceiptError) -> ReceiptClaims {
+        // The parser wants three segments; a placeholder signature completes the form and is
+        // checked for nothing but its length.
+        let placeholder = Base64URL.encode([UInt8](repeating: 0, count: signatureLength))
+        let receipt = try Receipt(parsing: String(decoding: input, as: UTF8.self) + "." + placeholder)
+        guard receipt.signingInput == input else {
+            throw ReceiptError(.invalidJSON, "receipt", "the signing input is not valid UTF-8 of a receipt")
+        }
+        guard receipt.groupKey == groupKey else {
+            throw ReceiptError(.keyMismatch, "header.kid", "names another group key than this node's")
+        }
+        return receipt.claims
+    }
+
     /// Parses a compact receipt strictly, without checking its signature.
     ///
     /// Refused, each with its own code: more than ``maximumLength`` characters; not three

@@ -1,3 +1,5 @@
+import QuorumCrypto
+
 /// What a receipt says about one decision: which call (request id, time, latch, mount, method,
 /// path, body digest), what the quorum decided, under which policy bundle, and which nodes signed.
 ///
@@ -119,6 +121,15 @@ public struct ReceiptClaims: Sendable, Equatable {
     public func canonicalJSON() throws(ReceiptError) -> [UInt8] {
         try validate()
         return CanonicalJSON.encode(value)
+    }
+
+    /// SHA-256 of the canonical JSON of every claim but `signers`: what was decided, whoever signs
+    /// it. A node records this per request id (one decision per request id) and signs a receipt of
+    /// it for any signer set; a receipt with any other claim changed is another decision.
+    public var decisionDigest: [UInt8] {
+        var unsigned = self
+        unsigned.signers = []
+        return sha256Digest(CanonicalJSON.encode(unsigned.value))
     }
 
     /// The claims as indented JSON in canonical key order, for people (`quorumctl receipt verify`).
