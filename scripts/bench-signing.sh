@@ -7,8 +7,11 @@
 # Builds quorumd and quorumctl in release mode (scratch path .build-bench-signing, or $SCRATCH),
 # makes a throwaway 4-node cluster in a temporary directory (certificates, 3-of-4 dealer keys
 # installed in each data directory), starts the nodes on loopback, waits until `quorumctl status`
-# sees them all, and runs `quorumctl bench signing` with the proxy certificate: first one node's
-# sign round trip, then the full 3-signer signature. Prints the machine and the figures; the nodes
+# sees them all, pushes a one-latch bench bundle, and runs `quorumctl bench signing` with the proxy
+# certificate: first one node's decide-and-sign round trip (a DecideRequest naming it a signer: since
+# issue 6 a node signs only decisions it reached), then the full decision (every node decides, 3
+# sign in the same round; shares verified, aggregated, the receipt verified). Prints the machine
+# and the figures; the nodes
 # are stopped and the directory removed on exit. Set KEEP=1 to keep it (node logs are there), and
 # BIN=<dir> to use quorumd and quorumctl already built there.
 set -euo pipefail
@@ -44,6 +47,23 @@ cluster_write "$work" 4
 cluster_install_dealer_keys "$work" 4 3
 cluster_start "$work" 4 --log-level warning
 echo "== waiting for the cluster"
+cluster_wait "$work"
+# The bench bundle: the demo token's latch may POST under /bench (docs/policy.md's DEMO token;
+# never use it outside a benchmark), with no other filter, so the verdict costs what a simple
+# policy costs.
+cat >"$work/bench.yaml" <<'YAML'
+format: quorum-latch/bundle/v1
+version: 1
+latches:
+  - id: assistant
+    token_sha256: dc4bf80c77473d130fa0de86ba4018fe98bb214005e6a5891d12ba91446f9e81
+    mounts:
+      - path: /bench
+        upstream: http://127.0.0.1:9
+        filters:
+          - method: [POST]
+YAML
+cluster_push_bundle "$work" "$work/bench.yaml"
 cluster_wait "$work"
 cat "$work/status"
 

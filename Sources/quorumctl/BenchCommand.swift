@@ -63,8 +63,11 @@ struct BenchSigning: ParsableCommand {
     @Option(help: "Commitments fetched per batch (1-256).")
     var batch: Int = 128
 
-    @Flag(help: "node mode: one request id and message throughout, so the node writes no decision after the first.")
+    @Flag(help: "node mode: one request id throughout, so the node records its verdict and decision only once.")
     var sameRequest = false
+
+    @Option(help: "The latch token the bench bundle's latch accepts (POST under /bench).")
+    var token: String = "lat_assistant_BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"
 
     func run() throws {
         guard (1...20000).contains(rate) else { throw CLIError("--rate \(rate): must be 1-20000") }
@@ -106,6 +109,19 @@ struct BenchSigning: ParsableCommand {
                 + "signers \(signers.map(String.init).joined(separator: ",")); \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
         )
         var failed = false
+        let token = token
+        /// A call the bench bundle allows, with `slots` as the signer set.
+        @Sendable func call(_ requestID: String, slots: [SignerSlot]) throws -> DecideRequest {
+            try DecideRequest(
+                requestID: requestID, time: Int64(Date().timeIntervalSince1970 * 1000), method: "POST",
+                target: "/bench/decision", headers: [], body: Array(#"{"bench":true}"#.utf8), bodyLength: 14,
+                clientAddress: "127.0.0.1", token: token, signers: slots)
+        }
+        @Sendable func slot(_ commitment: SigningCoordinator.Commitment) throws -> SignerSlot {
+            try SignerSlot(
+                identifier: commitment.nodeID, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
+                commitment: commitment.entry.commitment)
+        }
         if mode != "full" {
             var rest = signers.filter { $0 != node }
             if rest.count == signers.count { rest.removeLast() }
@@ -115,27 +131,21 @@ struct BenchSigning: ParsableCommand {
             let result = Blocking.wait { () -> Result<Load.Report, CLIError> in
                 do {
                     // The other signers' commitments are fixed; only the target's nonce is spent.
-                    var fixed: [SignerCommitment] = []
-                    for id in others {
-                        let commitment = try await coordinator.nextCommitment(from: id)
-                        fixed.append(try SignerCommitment(identifier: id, commitment: commitment.entry.commitment))
-                    }
+                    var fixed: [SignerSlot] = []
+                    for id in others { fixed.append(try slot(try await coordinator.nextCommitment(from: id))) }
                     try await coordinator.refill(target)
-                    let fixedList = fixed
+                    let fixedSlots = fixed
                     return .success(
                         await plan.run { index in
-                            let own = try await coordinator.nextCommitment(from: target)
-                            let list =
-                                (fixedList + [
-                                    try SignerCommitment(identifier: target, commitment: own.entry.commitment)
-                                ]).sorted { $0.identifier < $1.identifier }
-                            let request = try SignRequest(
-                                bootEpoch: own.bootEpoch, nonceID: own.entry.nonceID,
-                                requestID: same ? "bench-\(run)-same" : "bench-\(run)-n-\(index)",
-                                message: Array("bench decision \(same ? 0 : index)".utf8),
-                                commitments: list)
+                            let own = try slot(try await coordinator.nextCommitment(from: target))
+                            let request = try call(
+                                same ? "bench-\(run)-same" : "bench-\(run)-n-\(index)",
+                                slots: (fixedSlots + [own]).sorted { $0.identifier < $1.identifier })
                             let started = ContinuousClock.now
-                            _ = try await coordinator.requestShare(request, from: target)
+                            let answer = try await coordinator.ask(target, request, DecideResponse.self)
+                            guard answer.share.count == 32 else {
+                                throw CLIError("node \(target) decided but returned no share (see its log)")
+                            }
                             return started
                         })
                 } catch {
@@ -145,20 +155,32 @@ struct BenchSigning: ParsableCommand {
             let report = try result.get()
             Output.line(
                 report.render(
-                    "node \(node) sign round trip (SignRequest out, SignResponse back)"
-                        + (sameRequest ? ", one request id: no ledger write after the first" : "")))
+                    "node \(node) decide-and-sign round trip (DecideRequest naming it a signer out, verdict and share back)"
+                        + (sameRequest ? ", one request id: verdict and decision recorded once, no write after" : "")))
             failed = failed || report.errors > 0
         }
         if mode != "node" {
+            let nodes = clusterFile.nodes.map(\.id)
+            let groupKey = try groupPackage.verifyingKey.serialized()
             let result = Blocking.wait { () -> Result<Load.Report, CLIError> in
                 do {
                     for id in signers { try await coordinator.refill(id) }
                     return .success(
                         await plan.run { index in
+                            var slots: [SignerSlot] = []
+                            for id in signers { slots.append(try slot(try await coordinator.nextCommitment(from: id))) }
+                            let request = try call("bench-\(run)-f-\(index)", slots: slots)
                             let started = ContinuousClock.now
-                            _ = try await coordinator.sign(
-                                requestID: "bench-\(run)-f-\(index)", message: Array("bench decision \(index)".utf8),
-                                signers: signers)
+                            let answers = try await withThrowingTaskGroup(of: DecideResponse.self) { group in
+                                for id in nodes {
+                                    group.addTask { try await coordinator.ask(id, request, DecideResponse.self) }
+                                }
+                                var answers: [DecideResponse] = []
+                                for try await answer in group { answers.append(answer) }
+                                return answers
+                            }
+                            _ = try BenchSigning.receipt(
+                                request, answers, slots: slots, group: groupPackage, key: groupKey)
                             return started
                         })
                 } catch {
@@ -168,11 +190,67 @@ struct BenchSigning: ParsableCommand {
             let report = try result.get()
             Output.line(
                 report.render(
-                    "full signature (\(signers.count) signers in parallel, shares verified, aggregated, verified)"))
+                    "full decision (\(nodes.count) nodes decide, \(signers.count) sign in the same round; shares verified, "
+                        + "aggregated, receipt verified)"))
             failed = failed || report.errors > 0
         }
         Blocking.wait { await coordinator.close() }
         if failed { throw ExitCode(1) }
+    }
+}
+
+extension BenchSigning {
+    /// The receipt the signers' shares make, as a proxy builds it: the claims from the first
+    /// signer's verdict, every share checked, aggregated, and the signature verified.
+    static func receipt(
+        _ request: DecideRequest, _ answers: [DecideResponse], slots: [SignerSlot],
+        group: PublicKeyPackage<Ed25519Suite>, key: [UInt8]
+    ) throws -> Receipt {
+        let signers = slots.map(\.identifier)
+        let bySigner = Dictionary(answers.map { ($0.nodeID, $0) }, uniquingKeysWith: { first, _ in first })
+        guard let first = bySigner[signers[0]] else { throw CLIError("signer \(signers[0]) did not answer") }
+        let verdict = try JSONDecoder().decode(VerdictSummary.self, from: Data(first.verdict))
+        let claims = ReceiptClaims(
+            requestID: request.requestID, issuedAt: request.time / 1000, latch: verdict.latch ?? "",
+            mount: verdict.route?.mount ?? "", method: request.method, path: request.target,
+            bodySHA256: Hex.encode(request.bodySHA256), decision: verdict.decision == "allow" ? .allow : .deny,
+            bundle: String(verdict.bundleDigest.dropFirst("sha256:".count)), signers: signers.map(Int.init),
+            reasons: verdict.reason.map { [$0] } ?? [])
+        let message = try Receipt.signingInput(claims: claims, groupKey: key)
+        let commitments = try slots.map {
+            try SigningCommitments<Ed25519Suite>(identifier: try Identifier($0.identifier), encoded: $0.commitment)
+        }
+        let session = try SigningSession(
+            package: try SigningPackage(message: message, commitments: commitments), verifyingKey: group.verifyingKey)
+        var shares: [SignatureShare<Ed25519Suite>] = []
+        for id in signers {
+            guard let answer = bySigner[id], answer.share.count == 32 else {
+                throw CLIError("signer \(id) returned no share")
+            }
+            let share = try SignatureShare<Ed25519Suite>(identifier: try Identifier(id), encoded: answer.share)
+            guard try FROST.verifyShare(share, session: session, group: group) else {
+                throw CLIError("signer \(id)'s share does not verify")
+            }
+            shares.append(share)
+        }
+        let signature = try FROST.aggregate(session: session, shares: shares, group: group)
+        return try Receipt.verified(
+            try Receipt(claims: claims, groupKey: key, signature: signature.bytes).compact, groupKey: key)
+    }
+
+    /// The fields of a node's verdict JSON the receipt needs.
+    struct VerdictSummary: Decodable {
+        struct Route: Decodable { let mount: String? }
+        let decision: String
+        let reason: String?
+        let latch: String?
+        let route: Route?
+        let bundleDigest: String
+
+        enum CodingKeys: String, CodingKey {
+            case decision, reason, latch, route
+            case bundleDigest = "bundle_digest"
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 # A throwaway cluster of quorumd nodes on loopback, for the scripts that need one (the demo and
 # the benchmarks). Source it with $quorumctl and $quorumd set to the binaries.
 #
-#   cluster_write DIR N              certificates in DIR/certs, DIR/node-<i>.toml (data in DIR/data-<i>),
+#   cluster_write DIR N              certificates in DIR/certs, an operator key DIR/operator.key that
+#                                    every node trusts, DIR/node-<i>.toml (data in DIR/data-<i>),
 #                                    DIR/cluster.toml; free loopback ports
+#   cluster_push_bundle DIR FILE     signs the bundle FILE with DIR/operator.key and pushes it to
+#                                    every node
 #   cluster_install_dealer_keys DIR N K
 #                                    a K-of-N dealer keygen in DIR/dealer, each node's keys copied into
 #                                    DIR/data-<i>/keys (what `keygen import` does over the network)
@@ -30,6 +33,8 @@ cluster_write() {
     read -r -a ports <<<"$(cluster_ports "$n")"
     mkdir -p "$dir"
     "$quorumctl" certs init --nodes "$n" --out "$dir/certs" >/dev/null
+    local operator_key
+    operator_key="$("$quorumctl" policy keygen --out "$dir/operator.key")"
     : >"$dir/cluster.toml"
     for id in $(seq 1 "$n"); do
         printf '[[nodes]]\nid = %d\naddress = "127.0.0.1:%d"\n\n' "$id" "${ports[id - 1]}" >>"$dir/cluster.toml"
@@ -37,12 +42,19 @@ cluster_write() {
             printf 'node_id = %d\nlisten = "127.0.0.1:%d"\ndata_dir = "data-%d"\n\n' "$id" "${ports[id - 1]}" "$id"
             printf '[tls]\ncertificate = "certs/node-%d.pem"\nprivate_key = "certs/node-%d.key"\n' "$id" "$id"
             printf 'cluster_ca = "certs/ca.pem"\n\n[membership]\nheartbeat_interval_ms = 200\npeer_timeout_ms = 1500\n'
+            printf '\n[policy]\noperator_keys = ["%s"]\n' "$operator_key"
             for peer in $(seq 1 "$n"); do
                 [[ $peer -eq $id ]] && continue
                 printf '\n[[peers]]\nid = %d\naddress = "127.0.0.1:%d"\n' "$peer" "${ports[peer - 1]}"
             done
         } >"$dir/node-$id.toml"
     done
+}
+
+cluster_push_bundle() {
+    local dir="$1" file="$2"
+    "$quorumctl" policy sign "$file" --key "$dir/operator.key" --out "$dir/bundle.signed.json" >/dev/null
+    "$quorumctl" policy push "$dir/bundle.signed.json" --cluster "$dir/cluster.toml" --certs-dir "$dir/certs" >/dev/null
 }
 
 cluster_install_dealer_keys() {
