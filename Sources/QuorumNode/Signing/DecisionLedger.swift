@@ -94,6 +94,16 @@ public struct DecisionLedger: Sendable {
     /// Records several decisions in one synced batch (a group commit): all or none are on disk
     /// when it returns.
     public func record(_ decisions: [(requestID: String, digest: [UInt8], at: Int64)]) throws(NodeStoreError) {
+        let changes = Self.changes(recording: decisions)
+        guard !changes.isEmpty else { return }
+        try store.write(changes)
+    }
+
+    /// The writes that record `decisions`, for a caller that makes them part of a larger batch
+    /// (the verdict service records a decision in the same synced write as the verdict).
+    public static func changes(
+        recording decisions: [(requestID: String, digest: [UInt8], at: Int64)]
+    ) -> [NodeStore.Change] {
         var changes: [NodeStore.Change] = []
         for (requestID, digest, at) in decisions {
             precondition(digest.count == 32, "a decision digest is SHA-256")
@@ -101,8 +111,7 @@ public struct DecisionLedger: Sendable {
             changes.append(.put(.decisions, Self.decisionPrefix + id, digest + UInt64(bitPattern: at).bigEndianBytes))
             changes.append(.put(.decisions, Self.timePrefix + UInt64(clamping: max(0, at)).bigEndianBytes + id, []))
         }
-        guard !changes.isEmpty else { return }
-        try store.write(changes)
+        return changes
     }
 
     /// Keeps `evidence`, synced.

@@ -317,6 +317,10 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                         .policy, PolicyStore.key(PolicyStore.claimsPrefix, request.requestID),
                         Array(try encoder.encode(decided))),
                 ]
+                // The decision is the ledger's too, in the same write: signing its receipt later
+                // (in this round or a retry) then finds it recorded and writes nothing more.
+                writes += DecisionLedger.changes(
+                    recording: [(request.requestID, decided.claims(signers: []).decisionDigest, now)])
                 writes += try PolicyStore.persist(decision.stateChanges, of: updated)
                 if let reservation = decision.reservation {
                     writes.append(
