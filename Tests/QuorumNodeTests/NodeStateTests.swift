@@ -60,6 +60,28 @@ struct NodeStateTests {
         }
     }
 
+    @Test("pruning a decision past retention forgets its verdict, claims and open reservation; newer ones stay")
+    func verdictsArePrunedWithTheirDecision() throws {
+        try Self.withDirectory { dataDir in
+            let store = try NodeStore(dataDirectory: dataDir)
+            let ledger = DecisionLedger(store: store)
+            for (id, at) in [("old", Int64(1_000)), ("new", Int64(9_000))] {
+                try store.write(
+                    DecisionLedger.changes(recording: [(id, sha256Digest(Array(id.utf8)), at)])
+                        + ["verdict/", "claims/", "reservation/"].map {
+                            .put(.policy, Array(($0 + id).utf8), [1])
+                        })
+            }
+            #expect(try ledger.prune(signedBefore: 5_000) == 1)
+            for prefix in ["verdict/", "claims/", "reservation/"] {
+                #expect(try store.get(.policy, Array((prefix + "old").utf8)) == nil, "\(prefix)old")
+                #expect(try store.get(.policy, Array((prefix + "new").utf8)) == [1], "\(prefix)new")
+            }
+            #expect(try ledger.decision(for: "old") == nil)
+            #expect(try ledger.decision(for: "new") != nil)
+        }
+    }
+
     @Test("keys install as the dealer's four files (shares 0600), load after a restart, and replace whole")
     func keyStore() throws {
         let keys = try Self.dealerKeys()

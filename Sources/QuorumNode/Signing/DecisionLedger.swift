@@ -180,6 +180,8 @@ public struct DecisionLedger: Sendable {
                 Int64(bitPattern: UInt64(bigEndianBytes: record[32...])) < cutoff
             {
                 changes.append(.delete(.decisions, Self.decisionPrefix + requestID))
+                // The verdict behind the decision goes with it (its retention is the decision's).
+                changes += PolicyStore.deletions(forRequest: requestID)
                 pruned += 1
             }
             return true

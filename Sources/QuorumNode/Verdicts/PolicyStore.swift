@@ -16,6 +16,14 @@ enum PolicyStore {
 
     static func key(_ prefix: [UInt8], _ name: String) -> [UInt8] { prefix + Array(name.utf8) }
 
+    /// The deletes that forget one request's verdict, its claims and any reservation left open:
+    /// done when the signing ledger prunes the request's decision past the retention window, so a
+    /// node's store does not grow with every call it ever decided. (A reservation left open that
+    /// long has expired in its budget ledger already.)
+    static func deletions(forRequest requestID: [UInt8]) -> [NodeStore.Change] {
+        [verdictPrefix, claimsPrefix, reservationPrefix].map { .delete(.policy, $0 + requestID) }
+    }
+
     /// The writes that persist `changes` as applied to `state`: the whole window or ledger of
     /// every state key they touched.
     static func persist(_ changes: [StateChange], of state: PolicyState) throws -> [NodeStore.Change] {
