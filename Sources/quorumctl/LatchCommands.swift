@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuorumCrypto
+import QuorumIdentity
 import QuorumPolicy
 
 /// `quorumctl latch …`: edit a bundle's latches and hand out tokens.
@@ -31,6 +32,12 @@ struct LatchOptions: ParsableArguments {
     @Option(help: ArgumentHelp("A label key=value; repeatable.", valueName: "key=value"))
     var label: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Bind the token to this client certificate (PEM or DER; RFC 8705 x5t#S256): the agent must present it to the proxy's TLS listener.",
+            valueName: "file"))
+    var clientCertificate: String?
+
     func labels() throws -> [String: String] {
         var result: [String: String] = [:]
         for pair in label {
@@ -56,7 +63,20 @@ struct LatchOptions: ParsableArguments {
         let token = LatchToken(
             latchID: id, randomBytes: SecretBytes.random(count: LatchToken.secretByteCount).copyBytes())
         let expiry = try expires.map { try Times.parse($0, flag: "--expires") }
-        let latch = try makeLatch(current, token.secretDigest, expiry, try labels())
+        var latch = try makeLatch(current, token.secretDigest, expiry, try labels())
+        if let clientCertificate {
+            let summary: CertificateSummary
+            do {
+                summary = CertificateSummary(
+                    try CertificateFiles.readCertificate(clientCertificate), source: clientCertificate)
+            } catch {
+                throw CLIError("--client-certificate \(clientCertificate): \(error)")
+            }
+            latch = Latch(
+                id: latch.id, tokenDigest: latch.tokenDigest, labels: latch.labels, expires: latch.expires,
+                parent: latch.parent, revoked: latch.revoked, filters: latch.filters, mounts: latch.mounts,
+                certificateThumbprint: Hex.decode(summary.fingerprint))
+        }
         let updated: PolicyBundle
         do {
             updated = try current.upserting(latch)

@@ -154,7 +154,8 @@ struct PolicyEval: ParsableCommand {
         abstract: "Evaluate one request against a bundle and print the verdict as JSON.",
         discussion: """
             The request file is JSON: method, path, query (optional), headers (an object of \
-            strings or lists of strings), body (text) or body_base64, client_address, token, and \
+            strings or lists of strings), body (text) or body_base64, client_address, token, \
+            client_certificate_sha256 (hex, the certificate the agent presented; optional), and \
             request_id (optional). With --state, rate windows and budgets are read from the file \
             and the verdict's state changes written back, so a sequence of calls can be played. \
             Exit status 0 for allow, 1 for deny, 2 for bad input.
@@ -200,6 +201,7 @@ enum RequestFile {
         guard case .object(let members) = value else { throw CLIError("\(file): expected a JSON object") }
         let known: Set = [
             "request_id", "method", "path", "query", "headers", "body", "body_base64", "client_address", "token",
+            "client_certificate_sha256",
         ]
         if let unknown = members.first(where: { !known.contains($0.key) }) {
             throw CLIError(
@@ -244,10 +246,20 @@ enum RequestFile {
         let path = try string("path")!
         let query = try string("query", required: false)
         let target = query.map { path + "?" + $0 } ?? path
+        var thumbprint: [UInt8]?
+        if let text = try string("client_certificate_sha256", required: false) {
+            guard let bytes = Hex.decode(text), bytes.count == 32 else {
+                throw CLIError(
+                    "\(file): field 'client_certificate_sha256' must be 64 hex digits (`certs show` prints it as the fingerprint)"
+                )
+            }
+            thumbprint = bytes
+        }
         return DecisionRequest(
             requestID: try string("request_id", required: false) ?? "eval-\(Hex.encode(sha256Digest(bytes).prefix(8)))",
             method: try string("method")!, target: target, headers: headers, body: body,
-            clientAddress: try string("client_address")!, token: try string("token", required: false) ?? "")
+            clientAddress: try string("client_address")!, token: try string("token", required: false) ?? "",
+            clientCertificateSHA256: thumbprint)
     }
 }
 

@@ -316,6 +316,26 @@ struct BundleDecodeTests {
         #expect(bundle.resolvedLatch("b")?.revokedBy == "b")
     }
 
+    @Test("cnf binds a latch to a client certificate thumbprint (RFC 8705); it round-trips and changes the digest")
+    func certificateBinding() throws {
+        let thumbprint = "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s"
+        let plain = BundleFixtures.withMountFilters("          - body_size: 10")
+        let bound = plain.replacingOccurrences(
+            of: "token_sha256: \(BundleFixtures.digestA)\n",
+            with: "token_sha256: \(BundleFixtures.digestA)\n    cnf: {x5t#S256: \(thumbprint)}\n")
+        try #require(bound != plain)
+        let bundle = try BundleFixtures.decode(bound)
+        #expect(bundle.latches[0].certificateThumbprint == Array(repeating: 0xAB, count: 32))
+        #expect(bundle.resolvedLatch("a")?.certificateThumbprints == [Array(repeating: 0xAB, count: 32)])
+        #expect(bundle.digest != (try BundleFixtures.decode(plain)).digest)
+        let reread = try BundleDocument.decode(BundleDocument.canonicalBytes(of: bundle), fileName: "re-encoded")
+        #expect(reread.digest == bundle.digest)
+        for bad in ["q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=", "q6ur", "not base64url!"] {
+            let problems = BundleFixtures.problems(bound.replacingOccurrences(of: thumbprint, with: "\"\(bad)\""))
+            #expect(problems.contains { $0.description.contains("x5t#S256") }, "\(bad): \(problems)")
+        }
+    }
+
     @Test("method: \"*\" means any well-formed method")
     func anyMethod() throws {
         let bundle = try BundleFixtures.decode(BundleFixtures.withMountFilters("          - method: \"*\""))

@@ -72,6 +72,38 @@ struct BuiltInStepTests {
         #expect(evaluate(policy, request()).decision == .allow)
     }
 
+    @Test("a sender-constrained latch (RFC 8705) needs its client certificate, and so do its children")
+    func senderConstraint() throws {
+        let bound = Array(repeating: UInt8(0xAB), count: 32)
+        let other = Array(repeating: UInt8(0xCD), count: 32)
+        let root = rootLatch()
+        let constrained = Latch(
+            id: root.id, tokenDigest: root.tokenDigest, filters: root.filters, mounts: root.mounts,
+            certificateThumbprint: bound)
+        let child = Latch(id: "child", tokenDigest: token("child").secretDigest, parent: "assistant", mounts: nil)
+        let policy = try bundle([constrained, child])
+        func attempt(_ latch: String, _ certificate: [UInt8]?) -> Verdict {
+            var call = request(token: token(latch).text)
+            call.clientCertificateSHA256 = certificate
+            return evaluate(policy, call)
+        }
+        for latch in ["assistant", "child"] {
+            let missing = attempt(latch, nil)
+            #expect(missing.decision == .deny)
+            #expect(denier(missing) == "sender-constraint")
+            #expect(missing.reason?.contains("present it to the proxy's TLS listener") == true, "\(missing)")
+            let wrong = attempt(latch, other)
+            #expect(wrong.decision == .deny)
+            #expect(wrong.reason?.contains("is not the one") == true)
+            #expect(attempt(latch, bound).decision == .allow, "\(latch)")
+        }
+        // An unconstrained latch ignores a certificate it was not bound to.
+        let free = try bundle([rootLatch()])
+        var call = request()
+        call.clientCertificateSHA256 = other
+        #expect(evaluate(free, call).decision == .allow)
+    }
+
     @Test("the token's secret never appears in a verdict")
     func noSecretInVerdict() throws {
         let policy = try bundle([rootLatch(mountFilters: [filter(.bodySize(maxBytes: 1))])])

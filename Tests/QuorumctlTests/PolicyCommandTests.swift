@@ -185,6 +185,30 @@ struct PolicyCommandTests {
             #expect(afterChild.stdout.contains("revoked with its ancestor 'helper'"))
             let validate = try await ws.quorumctl("policy", "validate", bundle)
             #expect(validate.stdout.contains("version 4"))
+
+            // A token bound to a client certificate (RFC 8705) works only with that certificate.
+            let certs = try await ws.quorumctl("certs", "init", "--nodes", "1", "--out", ws.path("certs"))
+            try #require(certs.status == 0, "\(certs)")
+            let bound = try await ws.quorumctl(
+                "latch", "create", "--bundle", bundle, "--id", "bound", "--like", "assistant", "--client-certificate",
+                ws.path("certs/proxy.pem"))
+            try #require(bound.status == 0, "\(bound)")
+            #expect(String(decoding: try ws.read("assistant.yaml"), as: UTF8.self).contains("x5t#S256"))
+            let show = try await ws.quorumctl("certs", "show", ws.path("certs/proxy.pem"))
+            let fingerprint = try #require(
+                show.stdoutLines.first { $0.hasPrefix("sha256:") }?.split(separator: " ")
+                    .last.map(String.init))
+            let boundToken = bound.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let without = try await evaluate(boundToken)
+            #expect(without.status == 1)
+            #expect(without.stdout.contains("sender-constraint"), "\(without)")
+            var request = String(decoding: try ws.read("request.json"), as: UTF8.self)
+            request = request.replacingOccurrences(
+                of: "\"client_address\"", with: "\"client_certificate_sha256\": \"\(fingerprint)\", \"client_address\"")
+            try ws.write("request-bound.json", request)
+            let with = try await ws.quorumctl(
+                "policy", "eval", "--bundle", bundle, "--request", ws.path("request-bound.json"), "--at", Self.at)
+            #expect(with.status == 0, "\(with)")
         }
     }
 }

@@ -484,7 +484,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         DecisionRequest(
             requestID: request.requestID, method: request.method, target: request.target,
             headers: request.headers.map { HeaderField(name: $0.name, value: $0.value) }, body: request.body,
-            bodyLength: Int(clamping: request.bodyLength), clientAddress: request.clientAddress, token: request.token)
+            bodyLength: Int(clamping: request.bodyLength), clientAddress: request.clientAddress, token: request.token,
+            clientCertificateSHA256: request.clientCertificateSHA256.isEmpty ? nil : request.clientCertificateSHA256)
     }
 
     // MARK: - Settlement

@@ -34,7 +34,9 @@ struct BundleDecoder {
     private var brokenAliases: Set<String> = []
 
     static let topKeys = ["format", "version", "secrets", "fields", "prices", "latches"]
-    static let latchKeys = ["id", "token_sha256", "labels", "expires", "parent", "revoked", "filters", "mounts"]
+    static let latchKeys = [
+        "id", "token_sha256", "labels", "expires", "parent", "revoked", "filters", "mounts", "cnf",
+    ]
     static let mountKeys = ["path", "upstream", "secret", "filters"]
     static let filterKeys = ["id", "when"] + FilterKind.names
     static let ruleKeys = ["field", "path", "paths", "op", "value", "quantifier", "required", "when_missing"]
@@ -477,9 +479,26 @@ struct BundleDecoder {
         } else if spec.has("mounts") {
             mounts = []
         }
+        let thumbprint = spec["cnf"].flatMap { confirmation($0, spec.path("cnf")) }
         return Latch(
             id: id, tokenDigest: digest, labels: labels, expires: expires, parent: parent, revoked: revoked,
-            filters: latchFilters, mounts: mounts)
+            filters: latchFilters, mounts: mounts, certificateThumbprint: thumbprint)
+    }
+
+    /// `cnf: {x5t#S256: <base64url SHA-256 of the DER certificate>}` (RFC 8705 §3.1).
+    private mutating func confirmation(_ node: SourceNode, _ path: String) -> [UInt8]? {
+        guard let spec = fields(node, path, keys: ["x5t#S256"], "a mapping with x5t#S256") else { return nil }
+        guard let value = required(spec, "x5t#S256", "the base64url SHA-256 thumbprint of the client certificate"),
+            let text = string(value, spec.path("x5t#S256"), "a base64url SHA-256 thumbprint")
+        else { return nil }
+        guard let bytes = BundleValues.base64URLDecode(text), bytes.count == 32 else {
+            report(
+                value.mark, spec.path("x5t#S256"),
+                "\(BundleText.quote(text)) is not a base64url SHA-256 thumbprint (43 characters, no padding); "
+                    + "`quorumctl latch create --client-certificate FILE` computes it")
+            return nil
+        }
+        return bytes
     }
 
     private mutating func tokenDigest(_ node: SourceNode, _ path: String) -> [UInt8]? {

@@ -308,7 +308,8 @@ extension PolicyBundle {
         return try upserting(
             Latch(
                 id: latch.id, tokenDigest: latch.tokenDigest, labels: latch.labels, expires: latch.expires,
-                parent: latch.parent, revoked: true, filters: latch.filters, mounts: latch.mounts),
+                parent: latch.parent, revoked: true, filters: latch.filters, mounts: latch.mounts,
+                certificateThumbprint: latch.certificateThumbprint),
             version: version)
     }
 }

@@ -88,6 +88,12 @@ enum BundleEncoder {
             ("revoked", .bool(latch.revoked)),
             ("filters", .array(latch.filters.map(filter))),
             ("mounts", latch.mounts.map { .array($0.map(mount)) }),
+            (
+                "cnf",
+                latch.certificateThumbprint.map {
+                    object([("x5t#S256", .string(BundleValues.base64URLEncode($0)))])
+                }
+            ),
         ])
     }
 

@@ -11,6 +11,32 @@ enum BundleValues {
 
     /// Exact micro-units for a decimal amount, or why not. Amounts are non-negative with at most
     /// six decimal places (after trailing zeros are dropped), so `2.50` is 2,500,000.
+    /// Unpadded base64url (RFC 4648 §5), as tokens and RFC 8705 thumbprints are written.
+    static func base64URLEncode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    /// The bytes of unpadded base64url text; nil for padding, other characters or non-zero
+    /// trailing bits (so each value has one spelling).
+    static func base64URLDecode(_ text: String) -> [UInt8]? {
+        guard text.utf8.count % 4 != 1,
+            text.utf8.allSatisfy({ byte in
+                switch byte {
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    return true
+                default: return false
+                }
+            })
+        else { return nil }
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        standard += String(repeating: "=", count: (4 - standard.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: standard) else { return nil }
+        let bytes = Array(data)
+        return base64URLEncode(bytes) == text ? bytes : nil
+    }
+
     static func microUnits(_ number: JSONNumber) -> Result<MicroUnits, MoneyRefusal> {
         if number.isZero { return .success(0) }
         if number.isNegative { return .failure(.negative) }

@@ -35,12 +35,16 @@ public struct DecisionRequest: Sendable, Equatable, CustomStringConvertible {
     public var clientAddress: String
     /// The `lat_…` token the agent presented, or empty when it presented none.
     public var token: String
+    /// SHA-256 of the DER client certificate the agent presented to the proxy's TLS listener
+    /// (RFC 8705 `x5t#S256`), or nil when it presented none.
+    public var clientCertificateSHA256: [UInt8]?
 
     /// A request; `bodyLength` defaults to the body's length.
     public init(
         requestID: String, method: String, target: String, headers: [HeaderField] = [], body: [UInt8] = [],
-        bodyLength: Int? = nil, clientAddress: String, token: String
+        bodyLength: Int? = nil, clientAddress: String, token: String, clientCertificateSHA256: [UInt8]? = nil
     ) {
+        self.clientCertificateSHA256 = clientCertificateSHA256
         self.requestID = requestID
         self.method = method
         self.target = target

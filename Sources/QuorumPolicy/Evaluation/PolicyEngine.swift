@@ -40,6 +40,22 @@ public struct PolicyEngine: Sendable {
         }
         run.pass(step: "authentication", "latch '\(latch.id)'")
 
+        if !latch.certificateThumbprints.isEmpty {
+            guard let presented = request.clientCertificateSHA256 else {
+                return run.deny(
+                    step: "sender-constraint",
+                    "latch '\(latch.id)' is bound to a client certificate (RFC 8705); present it to the proxy's TLS listener"
+                )
+            }
+            guard latch.certificateThumbprints.allSatisfy({ $0 == presented }) else {
+                return run.deny(
+                    step: "sender-constraint",
+                    "the client certificate presented (x5t#S256 \(BundleValues.base64URLEncode(presented))) is not the one "
+                        + "latch '\(latch.id)' is bound to")
+            }
+            run.pass(step: "sender-constraint", "client certificate matches x5t#S256")
+        }
+
         if let revokedBy = latch.revokedBy {
             let detail =
                 revokedBy == latch.id

@@ -65,10 +65,7 @@ public struct LatchToken: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    private static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    private static func base64URL(_ bytes: [UInt8]) -> String { BundleValues.base64URLEncode(bytes) }
 }
 
 /// A latch as the bundle declares it: an identity with its own filters and mounts, possibly
@@ -90,12 +87,17 @@ public struct Latch: Sendable, Equatable {
     public let filters: [Filter]
     /// The mounts. `nil` in a derived latch means every mount of the parent.
     public let mounts: [Mount]?
+    /// RFC 8705 sender constraint (`cnf: {x5t#S256: …}`): the SHA-256 of the DER client certificate
+    /// the agent must present to the proxy's TLS listener, or `nil`. A derived latch is bound by
+    /// every binding in its chain.
+    public let certificateThumbprint: [UInt8]?
 
     /// A latch.
     public init(
         id: String, tokenDigest: [UInt8], labels: [String: String] = [:], expires: Date? = nil, parent: String? = nil,
-        revoked: Bool = false, filters: [Filter] = [], mounts: [Mount]?
+        revoked: Bool = false, filters: [Filter] = [], mounts: [Mount]?, certificateThumbprint: [UInt8]? = nil
     ) {
+        self.certificateThumbprint = certificateThumbprint
         self.id = id
         self.tokenDigest = tokenDigest
         self.labels = labels

@@ -99,13 +99,18 @@ public struct ResolvedLatch: Sendable {
     public let revokedBy: String?
     /// The effective mounts, in the order of the root's declaration.
     public let mounts: [ResolvedMount]
+    /// The RFC 8705 certificate bindings along the chain (root first), each of which the client
+    /// certificate must satisfy; empty when no latch in the chain is sender-constrained.
+    public let certificateThumbprints: [[UInt8]]
     /// `expires` in milliseconds since 1970 and as ISO 8601 text, worked out once at load: every
     /// evaluation compares against it and names it in the trace.
     let expiry: (milliseconds: Int64, text: String)?
 
     init(
-        id: String, chain: [String], latch: Latch, expires: Date?, revokedBy: String?, mounts: [ResolvedMount]
+        id: String, chain: [String], latch: Latch, expires: Date?, revokedBy: String?, mounts: [ResolvedMount],
+        certificateThumbprints: [[UInt8]]
     ) {
+        self.certificateThumbprints = certificateThumbprints
         self.id = id
         self.chain = chain
         self.latch = latch
@@ -260,7 +265,8 @@ private struct ResolutionContext {
         }
         return ResolvedLatch(
             id: latch.id, chain: [latch.id], latch: latch, expires: latch.expires,
-            revokedBy: latch.revoked ? latch.id : nil, mounts: resolvedMounts)
+            revokedBy: latch.revoked ? latch.id : nil, mounts: resolvedMounts,
+            certificateThumbprints: latch.certificateThumbprint.map { [$0] } ?? [])
     }
 
     private mutating func resolveChild(_ latch: Latch, of parent: ResolvedLatch, at: String) -> ResolvedLatch? {
@@ -335,7 +341,8 @@ private struct ResolutionContext {
             }
         return ResolvedLatch(
             id: latch.id, chain: parent.chain + [latch.id], latch: latch, expires: expiry,
-            revokedBy: parent.revokedBy ?? (latch.revoked ? latch.id : nil), mounts: mounts)
+            revokedBy: parent.revokedBy ?? (latch.revoked ? latch.id : nil), mounts: mounts,
+            certificateThumbprints: parent.certificateThumbprints + (latch.certificateThumbprint.map { [$0] } ?? []))
     }
 
     private func extend(_ mount: ResolvedMount, latch: Latch, mountFilters: [Filter]) -> ResolvedMount {

@@ -146,6 +146,8 @@ public struct SignerSlot: WireCodable, Hashable {
 ///                                        `body` when the body is carried whole)
 /// clientAddress  string                  0…64 bytes
 /// token          string                  0…512 bytes: the lat_ token the agent presented
+/// clientCertificateSHA256  bytes         0 or 32: SHA-256 of the DER client certificate the agent
+///                                        presented to the proxy's TLS listener (RFC 8705)
 /// signers        array of SignerSlot     0…1024, sorted by identifier, distinct
 /// ```
 ///
@@ -168,6 +170,8 @@ public struct DecideRequest: WireMessage {
     public let bodySHA256: [UInt8]
     public let clientAddress: String
     public let token: String
+    /// SHA-256 of the DER client certificate the agent presented (RFC 8705 `x5t#S256`), or empty.
+    public let clientCertificateSHA256: [UInt8]
     public let signers: [SignerSlot]
 
     /// A decision request.
@@ -175,8 +179,10 @@ public struct DecideRequest: WireMessage {
     /// - Throws: ``WireError/Code/invalidValue`` naming the first field that breaks the table's rules.
     public init(
         requestID: String, time: Int64, method: String, target: String, headers: [DecisionHeader], body: [UInt8],
-        bodyLength: UInt64, bodySHA256: [UInt8]? = nil, clientAddress: String, token: String, signers: [SignerSlot]
+        bodyLength: UInt64, bodySHA256: [UInt8]? = nil, clientAddress: String, token: String,
+        clientCertificateSHA256: [UInt8] = [], signers: [SignerSlot]
     ) throws(WireError) {
+        self.clientCertificateSHA256 = clientCertificateSHA256
         self.requestID = requestID
         self.time = time
         self.method = method
@@ -227,6 +233,12 @@ public struct DecideRequest: WireMessage {
         if let problem = DecisionLimits.lengthProblem(token, "a token", DecisionLimits.maximumTokenLength) {
             return ("token", problem)
         }
+        if !clientCertificateSHA256.isEmpty && clientCertificateSHA256.count != 32 {
+            return (
+                "clientCertificateSHA256",
+                "a certificate thumbprint of \(clientCertificateSHA256.count) bytes; it is 32 (SHA-256) or absent"
+            )
+        }
         if !signers.isEmpty, let problem = SigningLimits.signersProblem(signers.map(\.identifier)) {
             return ("signers", problem)
         }
@@ -245,6 +257,7 @@ public struct DecideRequest: WireMessage {
         writer.write(bytes: bodySHA256)
         writer.write(string: clientAddress)
         writer.write(string: token)
+        writer.write(bytes: clientCertificateSHA256)
         writer.write(array: signers) { $0.write($1) }
     }
 
@@ -264,6 +277,7 @@ public struct DecideRequest: WireMessage {
         clientAddress = try reader.readString(
             "clientAddress", maximumLength: DecisionLimits.maximumClientAddressLength)
         token = try reader.readString("token", maximumLength: DecisionLimits.maximumTokenLength)
+        clientCertificateSHA256 = try reader.readBytes("clientCertificateSHA256", maximumLength: 32)
         signers = try reader.readArray(
             "signers", minimumElementLength: SignerSlot.minimumLength, maximumCount: SigningLimits.maximumSigners
         ) { reader throws(WireError) in try reader.read(SignerSlot.self, "") }
