@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running cluster under load (for scripts/bench-*.sh).",
         shouldDisplay: false,
-        subcommands: [BenchSigning.self]
+        subcommands: [BenchSigning.self, BenchProxy.self]
     )
 }
 
