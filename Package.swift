@@ -176,12 +176,16 @@ let package = Package(
         ),
         .testTarget(
             name: "QuorumctlTests",
-            dependencies: ["QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "CSodium"]
+            dependencies: [
+                "QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy", "CSodium",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "QuorumProxyTests",
             dependencies: [
-                "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumTestKit", "quorum-proxy",
+                "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumProtocol", "QuorumTestKit",
+                "quorum-proxy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -51,6 +51,9 @@ enum Sodium {
 /// SHA-256 of the concatenation of `parts`.
 public func sha256Digest(_ parts: [UInt8]...) -> [UInt8] { Sodium.sha256(parts) }
 
+/// SHA-256 of the concatenation of `parts` (a body held in chunks), without joining them first.
+public func sha256Digest(concatenating parts: [[UInt8]]) -> [UInt8] { Sodium.sha256(parts) }
+
 /// RFC 9380 §5.3.1 `expand_message_xmd` with SHA-256.
 func expandMessageXMDSHA256(_ message: [UInt8], dst: [UInt8], length: Int) -> [UInt8] {
     precondition(dst.count <= 255 && length <= 255 * 32, "expand_message_xmd parameters out of range")

@@ -17,12 +17,17 @@ public struct AgentCall: Sendable {
     public var mountPath: String?
     /// When the front finished reading what it sends for the decision.
     public var receivedAt: Date
+    /// SHA-256 of the whole body the front holds, which the receipt binds: the decision request
+    /// may carry only a prefix, but the upstream gets every byte, so the digest covers them all.
+    public var bodySHA256: [UInt8]
 
-    /// A call.
-    public init(decisionRequest: DecisionRequest, mountPath: String?, receivedAt: Date) {
+    /// A call; `bodySHA256` defaults to the digest of the decision request's body (right when it
+    /// carries the whole body).
+    public init(decisionRequest: DecisionRequest, mountPath: String?, receivedAt: Date, bodySHA256: [UInt8]? = nil) {
         self.decisionRequest = decisionRequest
         self.mountPath = mountPath
         self.receivedAt = receivedAt
+        self.bodySHA256 = bodySHA256 ?? sha256Digest(decisionRequest.body)
     }
 }
 

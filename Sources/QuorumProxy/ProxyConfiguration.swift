@@ -59,6 +59,36 @@ public struct RequestLimits: Sendable, Hashable {
     public init() {}
 }
 
+/// How the proxy reaches the quorum: the `[cluster]` table. With it, `quorum-proxy run` decides
+/// with a ``QuorumAuthorizer``; without it, every call is 503.
+public struct ClusterSettings: Sendable, Hashable {
+    /// `cluster.toml`: the nodes' ids and addresses.
+    public var nodesFile: String
+    /// The proxy's certificate (role proxy), its private key, and the cluster CA.
+    public var certificate: String
+    public var privateKey: String
+    public var clusterCA: String
+    /// `group.json`: the signing group whose key receipts are verified under.
+    public var group: String
+    /// `sealing-group.json`: the group the proxy's credentials are sealed to.
+    public var sealingGroup: String
+    /// How long a call waits for its decision, signing included; past it, 503.
+    public var decisionTimeout: Duration = .milliseconds(2000)
+
+    /// Settings; the decision timeout defaults to 2 s.
+    public init(
+        nodesFile: String, certificate: String, privateKey: String, clusterCA: String, group: String,
+        sealingGroup: String
+    ) {
+        self.nodesFile = nodesFile
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.clusterCA = clusterCA
+        self.group = group
+        self.sealingGroup = sealingGroup
+    }
+}
+
 /// Everything `quorum-proxy` needs to serve agents: where it listens, the routing view's source,
 /// upstream timeouts and the front's limits.
 ///
@@ -66,10 +96,22 @@ public struct RequestLimits: Sendable, Hashable {
 ///
 /// ```toml
 /// listen = "127.0.0.1:8080"
+/// data_dir = "proxy-data"              # credentials/ (quorumctl secrets set) is read from here
+///
+/// [cluster]                            # optional: without it every call is 503
+/// nodes = "cluster.toml"
+/// certificate = "certs/proxy.pem"
+/// private_key = "certs/proxy.key"
+/// cluster_ca = "certs/ca.pem"
+/// group = "group.json"
+/// sealing_group = "sealing-group.json"
+/// decision_timeout_ms = 2000
 ///
 /// [bundle]
-/// file = "bundle.signed.json"          # a signed policy bundle (quorumctl policy sign)
+/// file = "bundle.signed.json"          # a signed policy bundle; optional with [cluster], which
+///                                      # fetches it from the nodes
 /// trusted_signers = ["<64 hex>"]       # operator public keys it must be signed by
+/// refresh_ms = 5000                    # with [cluster]: how often to ask the nodes for a newer one
 ///
 /// [upstream]                           # optional
 /// connect_timeout_ms = 10000
@@ -85,10 +127,17 @@ public struct ProxyConfiguration: Sendable {
     public var file: String
     /// Where the agent-facing HTTP listener binds; port 0 asks for any free port.
     public var listen: NodeAddress
-    /// The signed policy bundle whose mounts route calls.
-    public var bundlePath: String
+    /// The signed policy bundle whose mounts route calls; `nil` with ``cluster``, when the proxy
+    /// fetches the bundle from the nodes.
+    public var bundlePath: String?
     /// Operator Ed25519 public keys (32 bytes each) the bundle must be signed by.
     public var trustedSigners: [[UInt8]]
+    /// The proxy's data directory (sealed credentials in `credentials/`); required with ``cluster``.
+    public var dataDirectory: String?
+    /// How to reach the quorum; `nil` keeps the proxy at 503.
+    public var cluster: ClusterSettings?
+    /// With ``cluster``: how often the proxy asks the nodes for a newer signed bundle.
+    public var bundleRefresh: Duration = .seconds(5)
     /// Upstream timeouts.
     public var upstream = UpstreamConfiguration()
     /// Request limits.
@@ -97,15 +146,18 @@ public struct ProxyConfiguration: Sendable {
     public var responseLimits = ResponseLimits.default
 
     /// A configuration.
-    public init(file: String, listen: NodeAddress, bundlePath: String, trustedSigners: [[UInt8]]) {
+    public init(file: String, listen: NodeAddress, bundlePath: String?, trustedSigners: [[UInt8]]) {
         self.file = file
         self.listen = listen
         self.bundlePath = bundlePath
         self.trustedSigners = trustedSigners
     }
 
-    static let topKeys = ["listen", "bundle", "upstream", "limits"]
-    static let bundleKeys = ["file", "trusted_signers"]
+    static let topKeys = ["listen", "data_dir", "cluster", "bundle", "upstream", "limits"]
+    static let bundleKeys = ["file", "trusted_signers", "refresh_ms"]
+    static let clusterKeys = [
+        "nodes", "certificate", "private_key", "cluster_ca", "group", "sealing_group", "decision_timeout_ms",
+    ]
     static let upstreamKeys = ["connect_timeout_ms", "response_timeout_ms", "read_timeout_ms"]
     static let limitsKeys = ["decision_body_bytes", "max_buffered_body_bytes"]
 
@@ -153,13 +205,40 @@ public struct ProxyConfiguration: Sendable {
         let listen = try reader.address(table["listen"], key: "listen", ports: 0...65535)
 
         guard let bundleValue = table["bundle"] else {
-            throw reader.error("bundle", "missing; a [bundle] table with file and trusted_signers is required")
+            throw reader.error("bundle", "missing; a [bundle] table with trusted_signers (and file, unless [cluster] is set) is required")
         }
         guard let bundle = bundleValue.table else {
             throw reader.error("bundle", "is a \(bundleValue.type); it must be a table ([bundle])")
         }
         try reader.refuseUnknown(bundle, allowed: bundleKeys, prefix: "bundle.")
-        let bundlePath = try reader.path(bundle["file"], key: "bundle.file")
+        var cluster: ClusterSettings?
+        if let clusterValue = table["cluster"] {
+            guard let clusterTable = clusterValue.table else {
+                throw reader.error("cluster", "is a \(clusterValue.type); it must be a table ([cluster])")
+            }
+            try reader.refuseUnknown(clusterTable, allowed: clusterKeys, prefix: "cluster.")
+            var settings = ClusterSettings(
+                nodesFile: try reader.path(clusterTable["nodes"], key: "cluster.nodes"),
+                certificate: try reader.path(clusterTable["certificate"], key: "cluster.certificate"),
+                privateKey: try reader.path(clusterTable["private_key"], key: "cluster.private_key"),
+                clusterCA: try reader.path(clusterTable["cluster_ca"], key: "cluster.cluster_ca"),
+                group: try reader.path(clusterTable["group"], key: "cluster.group"),
+                sealingGroup: try reader.path(clusterTable["sealing_group"], key: "cluster.sealing_group"))
+            settings.decisionTimeout = .milliseconds(
+                try reader.milliseconds(
+                    clusterTable["decision_timeout_ms"], key: "cluster.decision_timeout_ms", default: 2000))
+            cluster = settings
+        }
+        var dataDirectory: String?
+        if table["data_dir"] != nil {
+            dataDirectory = try reader.path(table["data_dir"], key: "data_dir")
+        } else if cluster != nil {
+            throw reader.error("data_dir", "missing; with [cluster] the proxy reads its sealed credentials from data_dir")
+        }
+        var bundlePath: String?
+        if bundle["file"] != nil || cluster == nil {
+            bundlePath = try reader.path(bundle["file"], key: "bundle.file")
+        }
         guard let signersValue = bundle["trusted_signers"] else {
             throw reader.error(
                 "bundle.trusted_signers",
@@ -180,6 +259,10 @@ public struct ProxyConfiguration: Sendable {
 
         var configuration = ProxyConfiguration(
             file: file, listen: listen, bundlePath: bundlePath, trustedSigners: trusted)
+        configuration.cluster = cluster
+        configuration.dataDirectory = dataDirectory
+        configuration.bundleRefresh = .milliseconds(
+            try reader.milliseconds(bundle["refresh_ms"], key: "bundle.refresh_ms", default: 5000))
         if let upstreamValue = table["upstream"] {
             guard let upstream = upstreamValue.table else {
                 throw reader.error("upstream", "is a \(upstreamValue.type); it must be a table ([upstream])")

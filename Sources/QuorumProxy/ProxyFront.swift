@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import QuorumCrypto
 import QuorumPolicy
 
 /// The request context of the proxy's listener: Hummingbird's core storage and the client's
@@ -50,7 +51,8 @@ enum ProxyError {
 /// - 404 `no_mount`: no mount of any latch covers the path (nothing asked);
 /// - 401 `missing_token`: no `Authorization: Bearer` or `x-latch-token` (nothing asked);
 /// - 400 `ambiguous_token`: two token fields, or two different tokens (nothing asked);
-/// - 413 `body_too_large`: a body of undeclared length past ``RequestLimits/maxBufferedBodyBytes``;
+/// - 413 `body_too_large`: a body past ``RequestLimits/maxBufferedBodyBytes`` (the whole body is held and
+///   hashed before the quorum is asked, since the receipt binds its digest);
 /// - 403 `denied` (401 when every node refused the token): the nodes' reasons and deny receipt;
 /// - 503 `unavailable`: fewer than k answers;
 /// - 502/504 from the forwarder when the upstream fails.
@@ -107,13 +109,17 @@ public struct ProxyFront: HTTPResponder {
                 headers: [(.wwwAuthenticate, "Bearer")])
         }
 
+        // The receipt binds the SHA-256 of the whole body, so the whole body is read and hashed
+        // before the quorum is asked; the nodes get at most its first decision_body_bytes.
         let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
+        if let declaredLength, declaredLength > limits.maxBufferedBodyBytes {
+            return Self.tooLarge(requestID: requestID, limits: limits)
+        }
         var iterator = request.body.makeAsyncIterator()
         var buffered: [ByteBuffer] = []
         var count = 0
         var ended = false
-        let holdLimit = declaredLength == nil ? limits.maxBufferedBodyBytes : limits.decisionBodyBytes
-        while count <= holdLimit {
+        while count <= limits.maxBufferedBodyBytes {
             guard let chunk = try await iterator.next() else {
                 ended = true
                 break
@@ -121,24 +127,21 @@ public struct ProxyFront: HTTPResponder {
             count += chunk.readableBytes
             buffered.append(chunk)
         }
-        if !ended && declaredLength == nil {
-            return ProxyError.response(
-                .contentTooLarge, code: "body_too_large", requestID: requestID,
-                reason:
-                    "the body was sent without Content-Length and is longer than \(limits.maxBufferedBodyBytes) bytes, the most the proxy holds; declare its length"
-            )
+        if !ended {
+            return Self.tooLarge(requestID: requestID, limits: limits)
         }
         var decisionBody: [UInt8] = []
         decisionBody.reserveCapacity(min(count, limits.decisionBodyBytes))
         for chunk in buffered where decisionBody.count < limits.decisionBodyBytes {
             decisionBody += chunk.readableBytesView.prefix(limits.decisionBodyBytes - decisionBody.count)
         }
-        let bodyLength = ended ? count : (declaredLength ?? count)
+        let bodyLength = count
         let clientAddress = context.remoteAddress?.ipAddress ?? ""
         let decisionRequest = DecisionRequest(
             requestID: requestID, method: method, target: target, headers: HeaderRules.decisionHeaders(headers),
             body: decisionBody, bodyLength: bodyLength, clientAddress: clientAddress, token: token)
-        let call = AgentCall(decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date())
+        let call = AgentCall(
+            decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date(), bodySHA256: sha256Digest(concatenating: buffered.map { Array($0.readableBytesView) }))
 
         let authorization = await authorizer.authorize(call)
         switch authorization {
@@ -181,10 +184,17 @@ public struct ProxyFront: HTTPResponder {
             let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) }
             let inbound = InboundCall(
                 requestID: requestID, method: method, headers: headers, query: query, clientAddress: clientAddress,
-                body: ForwardBody(
-                    buffered: buffered, rest: ended ? nil : iterator, length: ended ? count : declaredLength))
+                body: ForwardBody(buffered: buffered, rest: nil, length: count))
             return await forwarder.forward(inbound, allowed: allowed)
         }
+    }
+
+    static func tooLarge(requestID: String, limits: RequestLimits) -> Response {
+        ProxyError.response(
+            .contentTooLarge, code: "body_too_large", requestID: requestID,
+            reason:
+                "the body is longer than \(limits.maxBufferedBodyBytes) bytes, the most the proxy holds while the quorum decides (limits.max_buffered_body_bytes)"
+        )
     }
 
     /// `req_` and 32 hex digits from the system's random source: unique per call, unguessable.

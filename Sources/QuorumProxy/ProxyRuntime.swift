@@ -42,8 +42,11 @@ public final class ProxyRuntime: Sendable {
     public convenience init(
         configuration: ProxyConfiguration, authorizer: any CallAuthorizer, logger: Logger
     ) throws {
-        let view = try RoutingView.load(
-            signedBundleAt: configuration.bundlePath, trustedSigners: configuration.trustedSigners)
+        guard let path = configuration.bundlePath else {
+            throw ProxyConfigurationError(
+                file: configuration.file, key: "bundle.file", "missing; this runtime routes by a bundle file")
+        }
+        let view = try RoutingView.load(signedBundleAt: path, trustedSigners: configuration.trustedSigners)
         self.init(configuration: configuration, routing: RoutingTable(view), authorizer: authorizer, logger: logger)
     }
 

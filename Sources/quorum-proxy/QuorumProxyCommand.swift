@@ -70,8 +70,10 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve agents: route by the signed bundle, ask the quorum, forward allowed calls.",
         discussion: """
-            Reads a TOML configuration (docs/operations.md, "The proxy"). Until the decision path is configured, \
-            every call a mount covers is answered 503: the proxy never forwards without a quorum's allow. Stops \
+            Reads a TOML configuration (docs/operations.md, "The proxy"). With a [cluster] table every call is \
+            decided by the quorum (k of n nodes, a verified threshold signature, the credential opened from k \
+            decryption shares); without one every call a mount covers is answered 503: the proxy never forwards \
+            without a quorum's allow. Stops \
             cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or \
             bundle, or a listener that cannot start.
             """
@@ -93,27 +95,65 @@ struct Run: AsyncParsableCommand {
             throw QuorumProxyCommand.Failure(error.description)
         }
         let logger = Logger(label: "quorum-proxy")
-        let runtime: ProxyRuntime
+        var authorizer: any CallAuthorizer = UnavailableAuthorizer()
+        var quorum: QuorumAuthorizer?
+        var extraServices: [any Service] = []
+        let routing: RoutingTable
         do {
-            runtime = try ProxyRuntime(
-                configuration: configuration, authorizer: UnavailableAuthorizer(), logger: logger)
+            if let cluster = configuration.cluster, let dataDirectory = configuration.dataDirectory {
+                let link = try QuorumLink.open(cluster, dataDirectory: dataDirectory, logger: logger)
+                let view: RoutingView
+                if let path = configuration.bundlePath {
+                    view = try RoutingView.load(signedBundleAt: path, trustedSigners: configuration.trustedSigners)
+                } else if let fetched = await link.newestBundle(
+                    trustedSigners: configuration.trustedSigners, newerThan: nil, logger: logger)
+                {
+                    view = RoutingView(bundle: fetched)
+                } else {
+                    logger.warning("no node holds a bundle signed by a trusted operator yet; every path is 404 until one does")
+                    view = .empty
+                }
+                routing = RoutingTable(view)
+                let made = try link.authorizer(routing: routing, logger: logger)
+                await made.warmUp()
+                quorum = made
+                authorizer = made
+                extraServices.append(
+                    BundleFollower(
+                        link: link, routing: routing, trustedSigners: configuration.trustedSigners,
+                        interval: configuration.bundleRefresh, logger: logger))
+            } else if let path = configuration.bundlePath {
+                routing = RoutingTable(
+                    try RoutingView.load(signedBundleAt: path, trustedSigners: configuration.trustedSigners))
+            } else {
+                throw QuorumProxyCommand.Failure("\(configuration.file): bundle.file: missing")
+            }
+        } catch let failure as QuorumProxyCommand.Failure {
+            throw failure
         } catch {
             throw QuorumProxyCommand.Failure("\(error)")
         }
+        let runtime = ProxyRuntime(configuration: configuration, routing: routing, authorizer: authorizer, logger: logger)
         let readyFile = readyFile
         let group = ServiceGroup(
             configuration: .init(
-                services: runtime.services { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
+                services: extraServices
+                    + runtime.services { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         let view = runtime.routing.current
         logger.info(
             "starting",
             metadata: [
-                "listen": "\(configuration.listen)", "bundle": "\(configuration.bundlePath)",
+                "listen": "\(configuration.listen)", "bundle": "\(configuration.bundlePath ?? "from the nodes")",
                 "bundle_version": "\(view.bundle.version)", "bundle_digest": "\(view.bundle.digest)",
+                "decision": "\(quorum == nil ? "none (503)" : "quorum, threshold \(quorum!.threshold)")",
             ])
-        do { try await group.run() } catch { throw QuorumProxyCommand.Failure("stopped: \(error)") }
+        do { try await group.run() } catch {
+            await quorum?.close()
+            throw QuorumProxyCommand.Failure("stopped: \(error)")
+        }
+        await quorum?.close()
         logger.info("stopped")
     }
 }

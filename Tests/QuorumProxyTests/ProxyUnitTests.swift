@@ -178,4 +178,49 @@ struct ProxyUnitTests {
         }
         #expect(badSigner?.key == "bundle.trusted_signers[1]")
     }
+
+    @Test("Configuration: [cluster] names the quorum; the bundle file becomes optional and data_dir required")
+    func clusterConfiguration() throws {
+        let signer = String(repeating: "ab", count: 32)
+        let cluster = """
+            [cluster]
+            nodes = "cluster.toml"
+            certificate = "certs/proxy.pem"
+            private_key = "certs/proxy.key"
+            cluster_ca = "certs/ca.pem"
+            group = "group.json"
+            sealing_group = "sealing-group.json"
+            decision_timeout_ms = 1500
+            [bundle]
+            trusted_signers = ["\(signer)"]
+            refresh_ms = 250
+            """
+        let parsed = try ProxyConfiguration.parse(
+            "listen = \"127.0.0.1:8080\"\ndata_dir = \"proxy-data\"\n" + cluster, file: "proxy.toml",
+            baseDirectory: "/etc/quorum")
+        #expect(parsed.bundlePath == nil)
+        #expect(parsed.dataDirectory == "/etc/quorum/proxy-data")
+        #expect(parsed.cluster?.nodesFile == "/etc/quorum/cluster.toml")
+        #expect(parsed.cluster?.sealingGroup == "/etc/quorum/sealing-group.json")
+        #expect(parsed.cluster?.decisionTimeout == .milliseconds(1500))
+        #expect(parsed.bundleRefresh == .milliseconds(250))
+
+        let noDataDirectory = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse("listen = \"127.0.0.1:1\"\n" + cluster, file: "p.toml", baseDirectory: "/")
+        }
+        #expect(noDataDirectory?.key == "data_dir")
+        let missingGroup = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                "listen = \"127.0.0.1:1\"\ndata_dir = \"d\"\n"
+                    + cluster.replacingOccurrences(of: "group = \"group.json\"\n", with: ""),
+                file: "p.toml", baseDirectory: "/")
+        }
+        #expect(missingGroup?.key == "cluster.group")
+        let noBundle = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                "listen = \"127.0.0.1:1\"\n[bundle]\ntrusted_signers = [\"\(signer)\"]\n", file: "p.toml",
+                baseDirectory: "/")
+        }
+        #expect(noBundle?.key == "bundle.file", "without [cluster] the bundle file is required")
+    }
 }

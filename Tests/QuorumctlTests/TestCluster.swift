@@ -12,12 +12,13 @@ final class Daemon: Sendable {
     let child: TestKit.LaunchedProcess
     private let log = Mutex(Data())
 
-    init(id: Int, port: Int, arguments: [String]) throws {
+    /// Starts `executable` (quorumd unless another binary, as quorum-proxy, is given).
+    init(id: Int, port: Int, arguments: [String], executable: URL = Daemon.executable) throws {
         try #require(
-            FileManager.default.isExecutableFile(atPath: Self.executable.path), "no quorumd at \(Self.executable.path)")
+            FileManager.default.isExecutableFile(atPath: executable.path), "no executable at \(executable.path)")
         self.id = id
         self.port = port
-        child = try TestKit.launch(Self.executable, arguments)
+        child = try TestKit.launch(executable, arguments)
         try? child.input.fileHandleForWriting.close()
         let errors = child.errors.fileHandleForReading
         let output = child.output.fileHandleForReading

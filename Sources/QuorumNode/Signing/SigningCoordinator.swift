@@ -152,16 +152,16 @@ public final class SigningCoordinator: Sendable {
         return winner
     }
 
-    /// Sends `message` to node `id` and decodes the answer as `Response`.
-    /// Sends `message` to node `id` over the coordinator's connection to it and decodes the
-    /// answer; a node's refusal is ``SigningError/Code/refused`` with its error response.
+    /// Sends `message` to node `id` over its persistent connection and decodes the answer as
+    /// `Response`, within `deadline` (the configured deadline when `nil`). The proxy's decision
+    /// path sends its decide and settle requests this way, over the connections signing uses.
     public func ask<Response: WireMessage>(
-        _ id: UInt16, _ message: some WireMessage, _: Response.Type
+        _ id: UInt16, _ message: some WireMessage, _: Response.Type, deadline: Duration? = nil
     ) async throws(SigningError) -> Response {
         let connection = try await connection(to: id)
         let frame: Frame
         do {
-            frame = try await connection.request(message, deadline: configuration.deadline)
+            frame = try await connection.request(message, deadline: deadline ?? configuration.deadline)
         } catch {
             if error.code == .refusedByPeer, let response = error.response {
                 throw SigningError(
@@ -354,20 +354,34 @@ public final class SigningCoordinator: Sendable {
         }
         var shares: [SignatureShare<Ed25519Suite>] = []
         for response in responses {
-            let share: SignatureShare<Ed25519Suite>
-            do {
-                share = try SignatureShare(identifier: try Identifier(response.nodeID), encoded: response.share)
-                guard try FROST<Ed25519Suite>.verifyShare(share, session: session, group: group) else {
-                    throw SigningError(
-                        .invalidShare, node: response.nodeID, "its share does not verify against its verifying share")
-                }
-            } catch let error as SigningError {
-                throw error
-            } catch {
-                throw SigningError(.invalidShare, node: response.nodeID, "\(error)")
-            }
-            shares.append(share)
+            shares.append(try verifiedShare(response.share, from: response.nodeID, session: session))
         }
+        return try aggregate(shares, session: session)
+    }
+
+    /// Node `nodeID`'s signature share `encoded`, checked against its verifying share in the
+    /// group for `session`: a share that does not verify is refused naming the node, so a bad
+    /// signer is found before aggregation.
+    public func verifiedShare(
+        _ encoded: [UInt8], from nodeID: UInt16, session: SigningSession<Ed25519Suite>
+    ) throws(SigningError) -> SignatureShare<Ed25519Suite> {
+        do {
+            let share = try SignatureShare<Ed25519Suite>(identifier: try Identifier(nodeID), encoded: encoded)
+            guard try FROST<Ed25519Suite>.verifyShare(share, session: session, group: group) else {
+                throw SigningError(.invalidShare, node: nodeID, "its share does not verify against its verifying share")
+            }
+            return share
+        } catch let error as SigningError {
+            throw error
+        } catch {
+            throw SigningError(.invalidShare, node: nodeID, "\(error)")
+        }
+    }
+
+    /// The group signature from verified `shares` of every signer of `session`.
+    public func aggregate(
+        _ shares: [SignatureShare<Ed25519Suite>], session: SigningSession<Ed25519Suite>
+    ) throws(SigningError) -> Signature {
         do {
             return try FROST<Ed25519Suite>.aggregate(session: session, shares: shares, group: group)
         } catch {

@@ -1,0 +1,507 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import QuorumCrypto
+import QuorumIdentity
+import QuorumNode
+import QuorumPolicy
+import QuorumProtocol
+
+/// The decision path of a proxy that asks the quorum (DESIGN.md §5, "A call", steps 2-5): the
+/// real ``CallAuthorizer``.
+///
+/// For each call it names an optimistic signer set of k nodes believed up (one cached nonce
+/// commitment each, from ``SigningCoordinator``'s per-node caches), sends one ``DecideRequest``
+/// to all n nodes at once over the coordinator's mutual-TLS connections, checks every answer (the
+/// verdict's signature under the node's identity key, the FROST share against the node's verifying
+/// share, the decryption share's proof) and feeds it to a ``DecisionRound``, which says what to do
+/// next. An allow is returned only with a group signature verified under `group.json`'s key and,
+/// when the route names a secret, the credential opened from k verified decryption shares.
+/// Anything less is a deny or a 503; there is no fallback.
+public final class QuorumAuthorizer: CallAuthorizer, Sendable {
+    /// The parts it needs, already loaded.
+    public struct Parts: Sendable {
+        /// Reaches the nodes, caches their commitments, verifies and aggregates shares.
+        public var coordinator: SigningCoordinator
+        /// The sealing group (`sealing-group.json`), which the proxy's credentials are sealed to.
+        public var sealingGroup: PublicKeyPackage<Ed25519Suite>
+        /// The proxy's sealed credentials (`<data_dir>/credentials`).
+        public var credentials: SealedCredentialDirectory
+        /// The routing view, for the secrets' injection rules.
+        public var routing: RoutingTable
+        /// How long a call may wait for its decision, signing included.
+        public var decisionTimeout: Duration
+
+        /// The parts.
+        public init(
+            coordinator: SigningCoordinator, sealingGroup: PublicKeyPackage<Ed25519Suite>,
+            credentials: SealedCredentialDirectory, routing: RoutingTable, decisionTimeout: Duration
+        ) {
+            self.coordinator = coordinator
+            self.sealingGroup = sealingGroup
+            self.credentials = credentials
+            self.routing = routing
+            self.decisionTimeout = decisionTimeout
+        }
+    }
+
+    private struct IdentityKey {
+        let bootEpoch: UInt64
+        let key: [UInt8]
+    }
+
+    private let parts: Parts
+    private let groupKey: [UInt8]
+    private let nodeIDs: [UInt16]
+    private let identityKeys = NIOLockedValueBox<[UInt16: IdentityKey]>([:])
+    /// Nodes that failed recently, and until when they are not picked as optimistic signers.
+    private let downUntil = NIOLockedValueBox<[UInt16: ContinuousClock.Instant]>([:])
+    private let logger: Logger
+
+    /// How long a node that failed is passed over when picking optimistic signers.
+    static let downPenalty: Duration = .seconds(2)
+
+    /// An authorizer over `parts`.
+    ///
+    /// - Throws: ``CryptoError`` when the signing group's key cannot be serialised.
+    public init(_ parts: Parts, logger: Logger) throws(CryptoError) {
+        self.parts = parts
+        groupKey = try parts.coordinator.group.verifyingKey.serialized()
+        nodeIDs = parts.coordinator.nodes.keys.sorted()
+        self.logger = logger
+    }
+
+    /// The threshold k.
+    public var threshold: Int { parts.coordinator.threshold }
+
+    /// Learns every node's identity key and fills every commitment cache, so the first calls do
+    /// not pay for it. Failures are only logged: a node that is down now is asked again per call.
+    public func warmUp() async {
+        await withTaskGroup(of: Void.self) { group in
+            for node in nodeIDs {
+                group.addTask {
+                    _ = await self.identityKey(of: node, refresh: false)
+                    do { try await self.parts.coordinator.refill(node) } catch {
+                        self.logger.info("node not ready", metadata: ["node": "\(node)", "reason": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the node connections.
+    public func close() async { await parts.coordinator.close() }
+
+    // MARK: - Deciding
+
+    /// Decides `call` with the quorum.
+    public func authorize(_ call: AgentCall) async -> CallAuthorization {
+        let start = ContinuousClock.now
+        let deadline = start + parts.decisionTimeout
+        let requestID = call.decisionRequest.requestID
+        let slots = await optimisticSlots(deadline: deadline)
+        let request: DecideRequest
+        do {
+            request = try Self.decideRequest(call, signers: slots.map(\.slot))
+        } catch {
+            return .unavailable(reason: "cannot build the decision request: \(error)")
+        }
+        let commitments = slots.map(\.commitment)
+        var sessions: [[UInt8]: SigningSession<Ed25519Suite>] = [:]
+        var records: [String: SealedCredential] = [:]
+        var round = DecisionRound(
+            threshold: threshold, nodes: nodeIDs, optimisticSigners: slots.map(\.slot.identifier))
+        let allowed = NIOLockedValueBox<Set<UInt16>>([])
+
+        enum Event: Sendable {
+            case answer(UInt16, Result<DecideResponse, SigningCoordinator.SigningError>)
+            case deadline
+        }
+        let (events, continuation) = AsyncStream.makeStream(of: Event.self)
+        for node in nodeIDs {
+            Task {
+                let result: Result<DecideResponse, SigningCoordinator.SigningError>
+                do {
+                    result = .success(
+                        try await self.parts.coordinator.ask(
+                            node, request, DecideResponse.self, deadline: deadline - ContinuousClock.now))
+                } catch {
+                    result = .failure(error)
+                }
+                continuation.yield(.answer(node, result))
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            continuation.yield(.deadline)
+        }
+        defer {
+            timer.cancel()
+            continuation.finish()
+        }
+
+        var next = DecisionRound.Next.wait
+        eventLoop: for await event in events {
+            switch event {
+            case .deadline:
+                next = round.deadlinePassed()
+            case .answer(let node, .failure(let error)):
+                markDown(node)
+                next = round.failed(node, reason: error.description)
+            case .answer(let node, .success(let response)):
+                switch await check(response, from: node, request: request) {
+                case .failure(let reason):
+                    logger.warning(
+                        "unusable verdict", metadata: ["request_id": "\(requestID)", "node": "\(node)", "reason": "\(reason)"])
+                    next = round.failed(node, reason: reason)
+                case .success(let verdict):
+                    markUp(node)
+                    if verdict.decision == .allow { allowed.withLockedValue { _ = $0.insert(node) } }
+                    let claims = ReceiptClaims(request: request, verdict: verdict, signers: request.signers.map(\.identifier))
+                    let share = verifiedShare(
+                        response, claims: claims, commitments: commitments, sessions: &sessions, requestID: requestID)
+                    let decryption = verifiedDecryptionShare(
+                        response, verdict: verdict, records: &records, requestID: requestID)
+                    next = round.received(
+                        DecisionRound.Answer(
+                            node: node, verdict: verdict, claims: claims, share: share, decryptionShare: decryption))
+                }
+            }
+            // Signing steps run here, in order; answers that arrive meanwhile wait in the stream.
+            while true {
+                switch next {
+                case .wait:
+                    continue eventLoop
+                case .finish:
+                    break eventLoop
+                case .aggregate(let claims, let shares):
+                    next = aggregate(claims, shares: shares, commitments: commitments, round: &round)
+                case .sign(let claims, let signers):
+                    next = await signAgain(claims, signers: signers, requestID: requestID, round: &round)
+                }
+            }
+        }
+        guard case .finish(let outcome) = next else {
+            return .unavailable(reason: "the decision round ended without a decision")
+        }
+        let authorization = finish(outcome, call: call, records: &records, allowed: allowed)
+        logger.debug("decided", metadata: ["request_id": "\(requestID)", "elapsed": "\(ContinuousClock.now - start)"])
+        return authorization
+    }
+
+    /// The decide request for `call`, naming `signers`.
+    static func decideRequest(_ call: AgentCall, signers: [SignerSlot]) throws(WireError) -> DecideRequest {
+        let decision = call.decisionRequest
+        return try DecideRequest(
+            requestID: decision.requestID, time: Int64((call.receivedAt.timeIntervalSince1970 * 1000).rounded(.down)),
+            method: decision.method, target: decision.target,
+            headers: try decision.headers.map { header throws(WireError) in
+                try DecisionHeader(name: header.name, value: header.value)
+            },
+            body: decision.body, bodyLength: UInt64(decision.bodyLength), bodySHA256: call.bodySHA256,
+            clientAddress: decision.clientAddress, token: decision.token, signers: signers.sorted { $0.identifier < $1.identifier })
+    }
+
+    // MARK: - Optimistic signers
+
+    private struct PickedSlot: Sendable {
+        let slot: SignerSlot
+        let commitment: SigningCoordinator.Commitment
+    }
+
+    /// One cached commitment from each of k nodes believed up, lowest ids first, skipping nodes
+    /// whose commitment cannot be had; fewer than k when not enough can (the round then signs in a
+    /// sign request round, or finds too few answers).
+    private func optimisticSlots(deadline: ContinuousClock.Instant) async -> [PickedSlot] {
+        let now = ContinuousClock.now
+        let down = downUntil.withLockedValue { table in table.filter { $0.value > now }.keys }
+        let ordered = nodeIDs.filter { !down.contains($0) } + nodeIDs.filter { down.contains($0) }
+        var picked: [PickedSlot] = []
+        var index = 0
+        while picked.count < threshold, index < ordered.count, ContinuousClock.now < deadline {
+            let batch = Array(ordered[index..<min(ordered.count, index + threshold - picked.count)])
+            index += batch.count
+            let results = await withTaskGroup(of: PickedSlot?.self) { group in
+                for node in batch {
+                    group.addTask {
+                        do {
+                            let commitment = try await self.parts.coordinator.nextCommitment(from: node)
+                            let slot = try SignerSlot(
+                                identifier: node, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
+                                commitment: commitment.entry.commitment)
+                            return PickedSlot(slot: slot, commitment: commitment)
+                        } catch {
+                            self.markDown(node)
+                            return nil
+                        }
+                    }
+                }
+                var results: [PickedSlot] = []
+                for await result in group { if let result { results.append(result) } }
+                return results
+            }
+            picked += results
+        }
+        return picked.sorted { $0.slot.identifier < $1.slot.identifier }
+    }
+
+    private func markDown(_ node: UInt16) {
+        let until = ContinuousClock.now + Self.downPenalty
+        downUntil.withLockedValue { $0[node] = until }
+    }
+
+    private func markUp(_ node: UInt16) {
+        downUntil.withLockedValue { _ = $0.removeValue(forKey: node) }
+    }
+
+    // MARK: - Checking answers
+
+    /// The identity key of `node`, from its status; fetched again when `refresh` is set.
+    private func identityKey(of node: UInt16, refresh: Bool) async -> IdentityKey? {
+        if !refresh, let known = identityKeys.withLockedValue({ $0[node] }) { return known }
+        do {
+            let status = try await parts.coordinator.ask(node, StatusRequest(), StatusResponse.self)
+            guard status.nodeID == node, let key = status.identityKey else { return nil }
+            let learned = IdentityKey(bootEpoch: status.bootEpoch, key: key)
+            identityKeys.withLockedValue { $0[node] = learned }
+            return learned
+        } catch {
+            logger.info("cannot learn a node's identity key", metadata: ["node": "\(node)", "reason": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The verdict in `response`, if `response` is node `node`'s signed answer to `request`. The
+    /// identity key is fetched again when the node's epoch changed or the signature does not
+    /// verify under the key known (the node restarted with a new key), never more than once.
+    private func check(
+        _ response: DecideResponse, from node: UInt16, request: DecideRequest
+    ) async -> Result<Verdict, String> {
+        guard response.nodeID == node, response.requestID == request.requestID else {
+            return .failure(
+                "answered as node \(response.nodeID) for request \(response.requestID); asked node \(node) for \(request.requestID)")
+        }
+        var key = await identityKey(of: node, refresh: false)
+        if let known = key, known.bootEpoch != response.bootEpoch { key = await identityKey(of: node, refresh: true) }
+        guard var identity = key else { return .failure("its identity key is unknown (status did not answer)") }
+        var valid = Ed25519KeyPair.verify(
+            signature: response.signature, message: response.signedBytes, publicKey: identity.key)
+        if !valid, let fresh = await identityKey(of: node, refresh: true), fresh.key != identity.key {
+            identity = fresh
+            valid = Ed25519KeyPair.verify(
+                signature: response.signature, message: response.signedBytes, publicKey: identity.key)
+        }
+        guard valid else { return .failure("its verdict signature does not verify under its identity key") }
+        let verdict: Verdict
+        do { verdict = try Verdict(decoding: response.verdict) } catch {
+            return .failure("its verdict does not decode: \(error)")
+        }
+        guard verdict.requestID == request.requestID else {
+            return .failure("its verdict is about request \(verdict.requestID), not \(request.requestID)")
+        }
+        return .success(verdict)
+    }
+
+    /// The node's share over `claims`, if it is an optimistic signer and the share verifies.
+    private func verifiedShare(
+        _ response: DecideResponse, claims: ReceiptClaims, commitments: [SigningCoordinator.Commitment],
+        sessions: inout [[UInt8]: SigningSession<Ed25519Suite>], requestID: String
+    ) -> SignatureShare<Ed25519Suite>? {
+        guard !response.share.isEmpty, commitments.contains(where: { $0.nodeID == response.nodeID }) else {
+            return nil
+        }
+        do {
+            let message = try Receipt.signingInput(claims: claims, groupKey: groupKey)
+            let session: SigningSession<Ed25519Suite>
+            if let known = sessions[message] {
+                session = known
+            } else {
+                session = try parts.coordinator.prepare(message: message, commitments: commitments).1
+                sessions[message] = session
+            }
+            return try parts.coordinator.verifiedShare(response.share, from: response.nodeID, session: session)
+        } catch {
+            logger.warning(
+                "share refused",
+                metadata: ["request_id": "\(requestID)", "node": "\(response.nodeID)", "reason": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The node's decryption share of the route's credential, if it sent one whose proof verifies.
+    private func verifiedDecryptionShare(
+        _ response: DecideResponse, verdict: Verdict, records: inout [String: SealedCredential], requestID: String
+    ) -> DecryptionShare<Ed25519Suite>? {
+        guard !response.decryptionShare.isEmpty, case .upstream(_, _, let secret?, _)? = verdict.route,
+            let record = record(secret, records: &records)
+        else { return nil }
+        do {
+            let share = try DecryptionShare<Ed25519Suite>(
+                identifier: try Identifier(response.nodeID), encoded: response.decryptionShare)
+            guard try ThresholdSealing<Ed25519Suite>.verify(share, for: record.box, group: parts.sealingGroup) else {
+                throw CryptoError(.invalidDecryptionShare, "its proof does not verify")
+            }
+            return share
+        } catch {
+            logger.warning(
+                "decryption share refused",
+                metadata: ["request_id": "\(requestID)", "node": "\(response.nodeID)", "reason": "\(error)"])
+            return nil
+        }
+    }
+
+    private func record(_ name: String, records: inout [String: SealedCredential]) -> SealedCredential? {
+        if let known = records[name] { return known }
+        guard let loaded = try? parts.credentials.load(name) else { return nil }
+        records[name] = loaded
+        return loaded
+    }
+
+    // MARK: - Signing
+
+    private func aggregate(
+        _ claims: ReceiptClaims, shares: [SignatureShare<Ed25519Suite>], commitments: [SigningCoordinator.Commitment],
+        round: inout DecisionRound
+    ) -> DecisionRound.Next {
+        do {
+            let message = try Receipt.signingInput(claims: claims, groupKey: groupKey)
+            let session = try parts.coordinator.prepare(message: message, commitments: commitments).1
+            let signature = try parts.coordinator.aggregate(shares, session: session)
+            guard Ed25519KeyPair.verify(signature: signature.bytes, message: message, publicKey: groupKey) else {
+                return round.signingFailed(nodes: [])
+            }
+            return round.signed(signature.bytes)
+        } catch let error as SigningCoordinator.SigningError {
+            logger.warning("aggregation failed", metadata: ["request_id": "\(claims.requestID)", "reason": "\(error)"])
+            return round.signingFailed(nodes: error.node.map { [$0] } ?? [])
+        } catch {
+            logger.warning("aggregation failed", metadata: ["request_id": "\(claims.requestID)", "reason": "\(error)"])
+            return round.signingFailed(nodes: [])
+        }
+    }
+
+    /// A sign request round with `signers` over `claims` (whose signer set is `signers`): each
+    /// node checks that the message stands for the decision it recorded for the request id.
+    private func signAgain(
+        _ claims: ReceiptClaims, signers: [UInt16], requestID: String, round: inout DecisionRound
+    ) async -> DecisionRound.Next {
+        do {
+            let message = try Receipt.signingInput(claims: claims, groupKey: groupKey)
+            let signature = try await parts.coordinator.sign(requestID: requestID, message: message, signers: signers)
+            guard Ed25519KeyPair.verify(signature: signature.bytes, message: message, publicKey: groupKey) else {
+                return round.signingFailed(nodes: [])
+            }
+            return round.signed(signature.bytes)
+        } catch let error as SigningCoordinator.SigningError {
+            logger.info(
+                "sign request round failed", metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
+            return round.signingFailed(nodes: error.node.map { [$0] } ?? [])
+        } catch {
+            return round.signingFailed(nodes: [])
+        }
+    }
+
+    // MARK: - Outcomes
+
+    private func finish(
+        _ outcome: DecisionRound.Outcome, call: AgentCall, records: inout [String: SealedCredential],
+        allowed: NIOLockedValueBox<Set<UInt16>>
+    ) -> CallAuthorization {
+        switch outcome {
+        case .unavailable(let reason):
+            return .unavailable(reason: reason)
+        case .deny(let reasons, let signed):
+            var receipt: String?
+            if let signed {
+                receipt = try? Receipt(claims: signed.claims, groupKey: groupKey, signature: signed.signature).compact
+            }
+            return .deny(DeniedCall(receipt: receipt, reasons: reasons))
+        case .allow(let claims, let signature, let verdicts, let decryptionShares):
+            let receipt: String
+            do {
+                let built = try Receipt(claims: claims, groupKey: groupKey, signature: signature)
+                try built.verify(groupKey: groupKey)
+                receipt = built.compact
+            } catch {
+                return .unavailable(reason: "the allow receipt does not verify under the group key: \(error)")
+            }
+            guard let first = verdicts.first, let route = first.route else {
+                return .unavailable(reason: "the allowing verdicts name no route")
+            }
+            let obligations = verdicts.dropFirst().reduce(first.obligations) { $0.merged(with: $1.obligations) }
+            switch route {
+            case .selfDescription:
+                let body = Array((first.selfDescription ?? .object([])).jsonText.utf8)
+                return .answer(AnsweredCall(body: body, receipt: receipt))
+            case .upstream(_, let url, let secret, let path):
+                guard let upstream = URL(string: url), upstream.scheme != nil else {
+                    return .unavailable(reason: "the route's upstream \(url) is not a URL")
+                }
+                var credential: SecretBytes?
+                var injection: SecretSpec.Injection?
+                if let secret {
+                    guard let spec = parts.routing.current.bundle.secrets.first(where: { $0.name == secret }) else {
+                        return .unavailable(reason: "the proxy's bundle does not declare secret '\(secret)'")
+                    }
+                    guard let record = record(secret, records: &records) else {
+                        return .unavailable(
+                            reason: "the proxy holds no sealed credential '\(secret)' (quorumctl secrets set \(secret))")
+                    }
+                    guard decryptionShares.count >= parts.sealingGroup.minSigners else {
+                        return .unavailable(
+                            reason:
+                                "\(decryptionShares.count) valid decryption shares of '\(secret)'; opening needs \(parts.sealingGroup.minSigners)"
+                        )
+                    }
+                    do {
+                        credential = try record.open(
+                            shares: Array(decryptionShares.prefix(parts.sealingGroup.minSigners)),
+                            group: parts.sealingGroup)
+                    } catch {
+                        return .unavailable(reason: "credential '\(secret)' does not open: \(error)")
+                    }
+                    injection = spec.injection
+                }
+                let coordinator = parts.coordinator
+                let logger = self.logger
+                let requestID = claims.requestID
+                return .allow(
+                    AllowedCall(
+                        upstream: upstream, path: path, credential: credential, injection: injection,
+                        receipt: receipt, obligations: obligations,
+                        settle: { usage in
+                            await Self.settle(
+                                requestID: requestID, usage: usage, nodes: allowed.withLockedValue { $0.sorted() },
+                                coordinator: coordinator, logger: logger)
+                        }))
+            }
+        }
+    }
+
+    /// Reports the call's actual spend to every node that allowed it (each reserved spend).
+    static func settle(
+        requestID: String, usage: SpendUsage?, nodes: [UInt16], coordinator: SigningCoordinator, logger: Logger
+    ) async {
+        let request: SettleRequest
+        do {
+            request = try SettleRequest(
+                requestID: requestID, usage: usage.map { (inputTokens: $0.inputTokens, outputTokens: $0.outputTokens) })
+        } catch {
+            logger.error("cannot build the settle request", metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for node in nodes {
+                group.addTask {
+                    do {
+                        _ = try await coordinator.ask(node, request, SettleResponse.self)
+                    } catch {
+                        logger.warning(
+                            "settle failed; the node settles from the reservation when it times out",
+                            metadata: ["request_id": "\(requestID)", "node": "\(node)", "reason": "\(error)"])
+                    }
+                }
+            }
+        }
+    }
+}
