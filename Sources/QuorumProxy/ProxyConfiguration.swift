@@ -205,7 +205,9 @@ public struct ProxyConfiguration: Sendable {
         let listen = try reader.address(table["listen"], key: "listen", ports: 0...65535)
 
         guard let bundleValue = table["bundle"] else {
-            throw reader.error("bundle", "missing; a [bundle] table with trusted_signers (and file, unless [cluster] is set) is required")
+            throw reader.error(
+                "bundle",
+                "missing; a [bundle] table with trusted_signers (and file, unless [cluster] is set) is required")
         }
         guard let bundle = bundleValue.table else {
             throw reader.error("bundle", "is a \(bundleValue.type); it must be a table ([bundle])")
@@ -233,7 +235,8 @@ public struct ProxyConfiguration: Sendable {
         if table["data_dir"] != nil {
             dataDirectory = try reader.path(table["data_dir"], key: "data_dir")
         } else if cluster != nil {
-            throw reader.error("data_dir", "missing; with [cluster] the proxy reads its sealed credentials from data_dir")
+            throw reader.error(
+                "data_dir", "missing; with [cluster] the proxy reads its sealed credentials from data_dir")
         }
         var bundlePath: String?
         if bundle["file"] != nil || cluster == nil {

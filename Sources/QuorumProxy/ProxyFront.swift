@@ -141,7 +141,8 @@ public struct ProxyFront: HTTPResponder {
             requestID: requestID, method: method, target: target, headers: HeaderRules.decisionHeaders(headers),
             body: decisionBody, bodyLength: bodyLength, clientAddress: clientAddress, token: token)
         let call = AgentCall(
-            decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date(), bodySHA256: sha256Digest(concatenating: buffered.map { Array($0.readableBytesView) }))
+            decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date(),
+            bodySHA256: sha256Digest(concatenating: buffered.map { Array($0.readableBytesView) }))
 
         let authorization = await authorizer.authorize(call)
         switch authorization {

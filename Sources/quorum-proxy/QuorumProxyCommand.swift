@@ -110,7 +110,8 @@ struct Run: AsyncParsableCommand {
                 {
                     view = RoutingView(bundle: fetched)
                 } else {
-                    logger.warning("no node holds a bundle signed by a trusted operator yet; every path is 404 until one does")
+                    logger.warning(
+                        "no node holds a bundle signed by a trusted operator yet; every path is 404 until one does")
                     view = .empty
                 }
                 routing = RoutingTable(view)
@@ -133,7 +134,8 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw QuorumProxyCommand.Failure("\(error)")
         }
-        let runtime = ProxyRuntime(configuration: configuration, routing: routing, authorizer: authorizer, logger: logger)
+        let runtime = ProxyRuntime(
+            configuration: configuration, routing: routing, authorizer: authorizer, logger: logger)
         let readyFile = readyFile
         let group = ServiceGroup(
             configuration: .init(

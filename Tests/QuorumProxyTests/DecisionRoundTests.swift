@@ -11,12 +11,17 @@ import Testing
 struct DecisionRoundTests {
     static let nodes: [UInt16] = [1, 2, 3, 4]
 
-    static func verdict(_ decision: Verdict.Decision, reason: String? = nil, bundle: String = "sha256:" + String(repeating: "ab", count: 32)) -> Verdict {
+    static func verdict(
+        _ decision: Verdict.Decision, reason: String? = nil,
+        bundle: String = "sha256:" + String(repeating: "ab", count: 32)
+    ) -> Verdict {
         Verdict(
-            requestID: "req-1", decision: decision, reason: decision == .deny ? (reason ?? "method#1: GET is not allowed") : nil,
+            requestID: "req-1", decision: decision,
+            reason: decision == .deny ? (reason ?? "method#1: GET is not allowed") : nil,
             latchID: "assistant",
             route: decision == .allow
-                ? .upstream(mount: "/openai", url: "https://api.openai.com", secret: "openai", path: "/v1/chat/completions")
+                ? .upstream(
+                    mount: "/openai", url: "https://api.openai.com", secret: "openai", path: "/v1/chat/completions")
                 : nil,
             trace: [], obligations: .none, reservation: nil, stateChanges: [], selfDescription: nil,
             bundleDigest: bundle, evaluatedAt: 1_795_510_800_000)
@@ -32,7 +37,8 @@ struct DecisionRoundTests {
     }
 
     static func share(_ node: UInt16) -> SignatureShare<Ed25519Suite> {
-        try! SignatureShare(identifier: try! Identifier(node), encoded: [UInt8(node)] + [UInt8](repeating: 0, count: 31))
+        try! SignatureShare(
+            identifier: try! Identifier(node), encoded: [UInt8(node)] + [UInt8](repeating: 0, count: 31))
     }
 
     static func answer(

@@ -148,7 +148,8 @@ struct ProxyClusterTests {
             for file in FileManager.default.enumerator(atPath: workspace.path("proxy-data"))?.allObjects as? [String]
                 ?? []
             {
-                let bytes = (try? Data(contentsOf: URL(fileURLWithPath: workspace.path("proxy-data/" + file)))) ?? Data()
+                let bytes =
+                    (try? Data(contentsOf: URL(fileURLWithPath: workspace.path("proxy-data/" + file)))) ?? Data()
                 #expect(!String(decoding: bytes, as: UTF8.self).contains(apiKey), "\(file) holds the credential")
             }
             #expect(!proxy.stderr.contains(apiKey), "the proxy's log holds the credential")
@@ -175,7 +176,8 @@ struct ProxyClusterTests {
         }
         let response = try await client.execute(request, timeout: .seconds(30))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        return Answer(status: Int(response.status.code), body: text, receipt: response.headers.first(name: "Latch-Receipt"))
+        return Answer(
+            status: Int(response.status.code), body: text, receipt: response.headers.first(name: "Latch-Receipt"))
     }
 
     static let chat = #"{"model":"demo-small","messages":[{"role":"user","content":"hello there"}]}"#
@@ -211,7 +213,8 @@ struct ProxyClusterTests {
             let denied = try await Self.call(client, setup, .POST, "/openai/v1/embeddings", body: "{}")
             #expect(denied.status == 403, "\(denied.body)")
             #expect(denied.body.contains("endpoint"), "\(denied.body)")
-            let reasons = (try JSONSerialization.jsonObject(with: Data(denied.body.utf8)) as? [String: Any])?["reasons"]
+            let reasons =
+                (try JSONSerialization.jsonObject(with: Data(denied.body.utf8)) as? [String: Any])?["reasons"]
                 as? [[String: Any]]
             #expect(reasons?.count ?? 0 >= 3, "\(denied.body)")
             let denyCompact = try #require(denied.receipt, "no deny receipt: \(denied.body)")

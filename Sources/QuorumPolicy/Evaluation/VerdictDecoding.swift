@@ -162,7 +162,7 @@ private struct VerdictObject {
 
     mutating func paths(_ name: String) throws(VerdictDecodingError) -> [JSONPath] {
         try strings(name).enumerated().map { (index, text) throws(VerdictDecodingError) in
-            do { return try JSONPath(text) } catch {
+            do throws(JSONPathError) { return try JSONPath(text) } catch {
                 throw VerdictDecodingError(field: "\(field(name))[\(index)]", "not a JSON path: \(error.description)")
             }
         }

@@ -119,7 +119,8 @@ public struct DecisionRound: Sendable {
     /// The signature the last ``Next/aggregate(claims:shares:)`` or ``Next/sign(claims:signers:)``
     /// asked for, verified by the shell under the group key.
     public mutating func signed(_ signature: [UInt8]) -> Next {
-        guard !finished, let (decision, claims) = pending else { return .wait }
+        guard !finished, let signing = pending else { return .wait }
+        let (decision, claims) = (signing.decision, signing.claims)
         pending = nil
         finished = true
         switch decision {
@@ -157,7 +158,9 @@ public struct DecisionRound: Sendable {
             return .finish(.unavailable(reason: unavailableReason("by the deadline")))
         }
         return .finish(
-            .unavailable(reason: "\(largestClass(of: .allow).count) nodes allowed, but no threshold signature came by the deadline"))
+            .unavailable(
+                reason:
+                    "\(largestClass(of: .allow).count) nodes allowed, but no threshold signature came by the deadline"))
     }
 
     /// Every answering node's decision and reason, by node id.

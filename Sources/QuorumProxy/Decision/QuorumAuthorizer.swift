@@ -121,7 +121,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         for node in nodeIDs {
             Task {
                 let result: Result<DecideResponse, SigningCoordinator.SigningError>
-                do {
+                do throws(SigningCoordinator.SigningError) {
                     result = .success(
                         try await self.parts.coordinator.ask(
                             node, request, DecideResponse.self, deadline: deadline - ContinuousClock.now))
@@ -150,14 +150,16 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 next = round.failed(node, reason: error.description)
             case .answer(let node, .success(let response)):
                 switch await check(response, from: node, request: request) {
-                case .failure(let reason):
+                case .refused(let reason):
                     logger.warning(
-                        "unusable verdict", metadata: ["request_id": "\(requestID)", "node": "\(node)", "reason": "\(reason)"])
+                        "unusable verdict",
+                        metadata: ["request_id": "\(requestID)", "node": "\(node)", "reason": "\(reason)"])
                     next = round.failed(node, reason: reason)
-                case .success(let verdict):
+                case .verdict(let verdict):
                     markUp(node)
                     if verdict.decision == .allow { allowed.withLockedValue { _ = $0.insert(node) } }
-                    let claims = ReceiptClaims(request: request, verdict: verdict, signers: request.signers.map(\.identifier))
+                    let claims = ReceiptClaims(
+                        request: request, verdict: verdict, signers: request.signers.map(\.identifier))
                     let share = verifiedShare(
                         response, claims: claims, commitments: commitments, sessions: &sessions, requestID: requestID)
                     let decryption = verifiedDecryptionShare(
@@ -199,7 +201,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 try DecisionHeader(name: header.name, value: header.value)
             },
             body: decision.body, bodyLength: UInt64(decision.bodyLength), bodySHA256: call.bodySHA256,
-            clientAddress: decision.clientAddress, token: decision.token, signers: signers.sorted { $0.identifier < $1.identifier })
+            clientAddress: decision.clientAddress, token: decision.token,
+            signers: signers.sorted { $0.identifier < $1.identifier })
     }
 
     // MARK: - Optimistic signers
@@ -214,7 +217,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     /// sign request round, or finds too few answers).
     private func optimisticSlots(deadline: ContinuousClock.Instant) async -> [PickedSlot] {
         let now = ContinuousClock.now
-        let down = downUntil.withLockedValue { table in table.filter { $0.value > now }.keys }
+        let down = downUntil.withLockedValue { table in Set(table.filter { $0.value > now }.keys) }
         let ordered = nodeIDs.filter { !down.contains($0) } + nodeIDs.filter { down.contains($0) }
         var picked: [PickedSlot] = []
         var index = 0
@@ -271,19 +274,25 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         }
     }
 
+    private enum Checked {
+        case verdict(Verdict)
+        case refused(String)
+    }
+
     /// The verdict in `response`, if `response` is node `node`'s signed answer to `request`. The
     /// identity key is fetched again when the node's epoch changed or the signature does not
     /// verify under the key known (the node restarted with a new key), never more than once.
     private func check(
         _ response: DecideResponse, from node: UInt16, request: DecideRequest
-    ) async -> Result<Verdict, String> {
+    ) async -> Checked {
         guard response.nodeID == node, response.requestID == request.requestID else {
-            return .failure(
-                "answered as node \(response.nodeID) for request \(response.requestID); asked node \(node) for \(request.requestID)")
+            return .refused(
+                "answered as node \(response.nodeID) for request \(response.requestID); asked node \(node) for \(request.requestID)"
+            )
         }
         var key = await identityKey(of: node, refresh: false)
         if let known = key, known.bootEpoch != response.bootEpoch { key = await identityKey(of: node, refresh: true) }
-        guard var identity = key else { return .failure("its identity key is unknown (status did not answer)") }
+        guard var identity = key else { return .refused("its identity key is unknown (status did not answer)") }
         var valid = Ed25519KeyPair.verify(
             signature: response.signature, message: response.signedBytes, publicKey: identity.key)
         if !valid, let fresh = await identityKey(of: node, refresh: true), fresh.key != identity.key {
@@ -291,15 +300,15 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             valid = Ed25519KeyPair.verify(
                 signature: response.signature, message: response.signedBytes, publicKey: identity.key)
         }
-        guard valid else { return .failure("its verdict signature does not verify under its identity key") }
+        guard valid else { return .refused("its verdict signature does not verify under its identity key") }
         let verdict: Verdict
         do { verdict = try Verdict(decoding: response.verdict) } catch {
-            return .failure("its verdict does not decode: \(error)")
+            return .refused("its verdict does not decode: \(error)")
         }
         guard verdict.requestID == request.requestID else {
-            return .failure("its verdict is about request \(verdict.requestID), not \(request.requestID)")
+            return .refused("its verdict is about request \(verdict.requestID), not \(request.requestID)")
         }
-        return .success(verdict)
+        return .verdict(verdict)
     }
 
     /// The node's share over `claims`, if it is an optimistic signer and the share verifies.
@@ -440,12 +449,13 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 var credential: SecretBytes?
                 var injection: SecretSpec.Injection?
                 if let secret {
-                    guard let spec = parts.routing.current.bundle.secrets.first(where: { $0.name == secret }) else {
+                    guard let spec = parts.routing.current.bundle.secrets[secret] else {
                         return .unavailable(reason: "the proxy's bundle does not declare secret '\(secret)'")
                     }
                     guard let record = record(secret, records: &records) else {
                         return .unavailable(
-                            reason: "the proxy holds no sealed credential '\(secret)' (quorumctl secrets set \(secret))")
+                            reason: "the proxy holds no sealed credential '\(secret)' (quorumctl secrets set \(secret))"
+                        )
                     }
                     guard decryptionShares.count >= parts.sealingGroup.minSigners else {
                         return .unavailable(
@@ -487,7 +497,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             request = try SettleRequest(
                 requestID: requestID, usage: usage.map { (inputTokens: $0.inputTokens, outputTokens: $0.outputTokens) })
         } catch {
-            logger.error("cannot build the settle request", metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
+            logger.error(
+                "cannot build the settle request", metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
             return
         }
         await withTaskGroup(of: Void.self) { group in

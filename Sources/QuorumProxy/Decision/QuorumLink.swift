@@ -50,7 +50,8 @@ public struct QuorumLink: Sendable {
         }
         guard transport.identity.role == .proxy else {
             throw QuorumLinkError(
-                "\(settings.certificate): is the certificate of \(transport.identity); the proxy needs a proxy certificate")
+                "\(settings.certificate): is the certificate of \(transport.identity); the proxy needs a proxy certificate"
+            )
         }
         transport.connectTimeout = settings.decisionTimeout
         transport.handshakeTimeout = settings.decisionTimeout
@@ -159,7 +160,8 @@ public struct BundleFollower: Service {
             let newer = await link.newestBundle(trustedSigners: trustedSigners, newerThan: current, logger: logger)
         else { return false }
         routing.replace(with: RoutingView(bundle: newer))
-        logger.notice("routing by a newer bundle", metadata: ["version": "\(newer.version)", "digest": "\(newer.digest)"])
+        logger.notice(
+            "routing by a newer bundle", metadata: ["version": "\(newer.version)", "digest": "\(newer.digest)"])
         return true
     }
 
