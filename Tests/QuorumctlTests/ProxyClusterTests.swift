@@ -101,6 +101,9 @@ struct ProxyClusterTests {
                     workspace.path("dealer/sealing-group.json"), "--proxy-dir", workspace.path("proxy-data"),
                 ], stdin: Array((apiKey + "\n").utf8))
             try #require(sealed.status == 0, "\(sealed)")
+            let pushed = try await workspace.quorumctl(
+                ["secrets", "push", "openai", "--proxy-dir", workspace.path("proxy-data")] + cluster.operatorArguments)
+            try #require(pushed.status == 0, "\(pushed)")
 
             // No bundle file: the proxy fetches the bundle from the nodes and checks its signature.
             try workspace.write(

@@ -202,6 +202,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             },
             body: decision.body, bodyLength: UInt64(decision.bodyLength), bodySHA256: call.bodySHA256,
             clientAddress: decision.clientAddress, token: decision.token,
+            clientCertificateSHA256: decision.clientCertificateSHA256 ?? [],
             signers: signers.sorted { $0.identifier < $1.identifier })
     }
 
