@@ -52,6 +52,12 @@ struct LatchOptions: ParsableArguments {
 
     /// Loads the bundle, builds the latch with a fresh token, writes the new version, prints the token.
     func add(_ makeLatch: (PolicyBundle, [UInt8], Date?, [String: String]) throws -> Latch) throws {
+        Output.line(try issue(makeLatch).text)
+    }
+
+    /// ``add(_:)`` without printing the token: returns it instead, for a caller that keeps it
+    /// elsewhere (`testnet up` writes it to a 0600 file).
+    func issue(_ makeLatch: (PolicyBundle, [UInt8], Date?, [String: String]) throws -> Latch) throws -> LatchToken {
         guard Latch.isValidID(id) else {
             throw CLIError("--id '\(id)': expected 1-64 of a-z, 0-9 and '-', not starting with '-'")
         }
@@ -85,7 +91,7 @@ struct LatchOptions: ParsableArguments {
         }
         try Bundles.write(updated, to: bundle, like: original)
         Output.error("\(bundle): latch '\(id)' added; version \(updated.version), digest \(updated.digest)")
-        Output.line(token.text)
+        return token
     }
 }
 

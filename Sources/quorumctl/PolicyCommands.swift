@@ -115,9 +115,15 @@ struct PolicyKeygen: ParsableCommand {
     var output: String
 
     func run() throws {
+        Output.line(Hex.encode(try Self.generate(to: output)))
+    }
+
+    /// Writes a fresh operator key to `path` (0600) and returns its public key: shared with
+    /// `testnet up`, which makes the testnet's operator key the same way.
+    static func generate(to path: String) throws -> [UInt8] {
         let key = Ed25519KeyPair()
-        try KeyFiles.writeSecretFile(KeyFiles.encodeEd25519Key(key, role: Bundles.operatorRole), to: output)
-        Output.line(Hex.encode(key.publicKey))
+        try KeyFiles.writeSecretFile(KeyFiles.encodeEd25519Key(key, role: Bundles.operatorRole), to: path)
+        return key.publicKey
     }
 }
 
