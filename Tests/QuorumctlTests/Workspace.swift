@@ -18,13 +18,15 @@ final class Workspace {
     /// The path of `relative` inside the workspace.
     func path(_ relative: String) -> String { directory.appendingPathComponent(relative).path }
 
-    /// Runs the built quorumctl with a 60-second limit.
+    /// Runs the built quorumctl with a time limit (60 s unless told).
     @discardableResult
-    func quorumctl(_ arguments: [String], stdin: [UInt8] = []) async throws -> TestKit.ProcessOutput {
+    func quorumctl(
+        _ arguments: [String], stdin: [UInt8] = [], timeout: Duration = .seconds(60)
+    ) async throws -> TestKit.ProcessOutput {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.quorumctl.path),
             "no quorumctl at \(Self.quorumctl.path); build it with the tests (swift test builds it)")
-        let result = try await TestKit.run(Self.quorumctl, arguments, stdin: stdin, timeout: .seconds(60))
+        let result = try await TestKit.run(Self.quorumctl, arguments, stdin: stdin, timeout: timeout)
         #expect(!result.timedOut, "quorumctl \(arguments.joined(separator: " ")) timed out")
         runs.append(result)
         return result
