@@ -1,20 +1,40 @@
 #!/usr/bin/env bash
-# What Quorum Latch does today, end to end on one machine, until the proxy exists:
-# a trusted-dealer keygen for a 3-of-4 cluster, a FROST threshold signature made with three of the
-# four shares and checked, a tampered message rejected, a credential sealed to the quorum and
-# opened with three sealing shares, the example policy bundle signed and two calls decided; then
-# a real 4-node cluster on loopback (certificates, quorumd, mutual TLS) runs the DKG key ceremony,
-# and three of the shares it made sign a message that verifies under the group key.
+# The README's main command: a local Quorum Latch testnet, and two calls through it.
 #
-# Runs from any directory. QUORUM_SCRATCH_PATH picks another SwiftPM build directory;
-# QUORUM_CONFIGURATION=debug builds a debug instead of a release binary.
+# `quorumctl testnet up` issues certificates, starts 4 quorumd nodes, runs the DKG key ceremony
+# across them (3-of-4), pushes a signed demo bundle, seals the demo upstream's API key to the
+# quorum, creates the latch 'demo' and starts the proxy and the demo upstream on loopback. Then an
+# allowed call (max_tokens 50) must answer 200 with a Latch-Receipt that `quorumctl receipt verify`
+# accepts under the group key, and a call over the token cap (max_tokens 4000) must answer 403.
+# The testnet is left running (the command that stops it is printed); --down stops it at the end.
+#
+#   scripts/demo.sh [--down]
+#
+# Runs from any directory. The testnet lives in ./testnet at the repository root (QUORUM_TESTNET_DIR
+# picks another); an earlier one there is stopped and replaced. QUORUM_SCRATCH_PATH picks another
+# SwiftPM build directory; QUORUM_CONFIGURATION=debug builds a debug instead of a release binary.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$(pwd)"
 
 step() { printf '\n==> %s\n' "$*"; }
-fail() { printf 'demo: FAILED: %s\n' "$*" >&2; exit 1; }
+fail() {
+    printf 'demo: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+stop_at_end=0
+for argument in "$@"; do
+    case "$argument" in
+    --down) stop_at_end=1 ;;
+    -h | --help)
+        sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *) fail "unknown argument '$argument' (usage: scripts/demo.sh [--down])" ;;
+    esac
+done
 
 step "system packages"
 "$root/scripts/install-deps.sh"
@@ -23,111 +43,75 @@ command -v swift >/dev/null 2>&1 || fail "no swift on PATH; install a Swift 6 to
 build=(-c "${QUORUM_CONFIGURATION:-release}")
 if [[ -n "${QUORUM_SCRATCH_PATH:-}" ]]; then build+=(--scratch-path "$QUORUM_SCRATCH_PATH"); fi
 
-step "building quorumctl and quorumd (${QUORUM_CONFIGURATION:-release})"
-swift build "${build[@]}" --product quorumctl
-swift build "${build[@]}" --product quorumd
+step "building quorumctl, quorumd and quorum-proxy (${QUORUM_CONFIGURATION:-release})"
+for product in quorumctl quorumd quorum-proxy; do swift build "${build[@]}" --product "$product"; done
 bin="$(swift build "${build[@]}" --show-bin-path)"
 quorumctl="$bin/quorumctl"
-quorumd="$bin/quorumd"
-[[ -x "$quorumctl" && -x "$quorumd" ]] || fail "the build did not produce $quorumctl and $quorumd"
-
-# shellcheck source=scripts/lib/local-cluster.sh
-source "$root/scripts/lib/local-cluster.sh"
-work="$(mktemp -d "${TMPDIR:-/tmp}/quorum-demo.XXXXXX")"
-cleanup() {
-    cluster_kill
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-
-# Shows the command as a user would type it (on stderr, so captured output stays clean), then runs it.
-run() {
-    printf '$ quorumctl %s\n' "$*" >&2
-    "$quorumctl" "$@"
-}
-
-step "dealer keygen: 3-of-4, Ed25519 (signing key and a separate sealing key)"
-run keygen --dealer --threshold 3 --nodes 4 --out keys
-
-step "sign a decision with the shares of nodes 1, 2 and 4"
-printf 'allow POST /openai/v1/chat/completions request=demo-0001 latch=lat_demo\n' >decision.txt
-run frost sign --group keys/group.json \
-    --share keys/node-1/signing-share.json --share keys/node-2/signing-share.json \
-    --share keys/node-4/signing-share.json --message-file decision.txt | tee sign.out
-signature="$(tail -n 1 sign.out)"
-[[ ${#signature} -eq 128 ]] || fail "expected a 64-byte signature in hex, got '$signature'"
-
-step "verify it against the group key (an ordinary Ed25519 signature)"
-run frost verify --group keys/group.json --message-file decision.txt --signature "$signature"
-
-step "a tampered decision does not verify (exit status 1)"
-sed 's/allow/ALLOW/' decision.txt >tampered.txt
-status=0
-run frost verify --group keys/group.json --message-file tampered.txt --signature "$signature" || status=$?
-[[ $status -eq 1 ]] || fail "verify of a tampered message exited $status, expected 1"
-
-step "two shares are not enough (exit status 2)"
-status=0
-run frost sign --group keys/group.json --share keys/node-1/signing-share.json \
-    --share keys/node-2/signing-share.json --message-file decision.txt || status=$?
-[[ $status -eq 2 ]] || fail "signing with 2 of 3 shares exited $status, expected 2"
-
-step "seal a demo credential to the quorum, then open it with nodes 2, 3 and 4"
-credential="sk-demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-printf '%s' "$credential" | run seal --group keys/sealing-group.json --in - --out openai.sealed \
-    --associated-data mount:openai
-run unseal --group keys/sealing-group.json --share keys/node-2/sealing-share.json \
-    --share keys/node-3/sealing-share.json --share keys/node-4/sealing-share.json \
-    --in openai.sealed --associated-data mount:openai >unsealed.txt
-[[ "$(cat unsealed.txt)" == "$credential" ]] || fail "the unsealed credential differs from the sealed one"
-echo "(unsealed plaintext matches the credential; not printed)"
-
-step "sign the example policy bundle with an operator key, then decide the seed scenario's two calls"
-operator=$(run policy keygen --out operator.key)
-run policy sign "$root/cluster/policies/assistant.yaml" --key operator.key --out bundle.signed.json
-for tokens in 16000 1000; do
-    status=0
-    run policy eval --bundle bundle.signed.json --signer "$operator" \
-        --request "$root/cluster/policies/request-$tokens-tokens.json" --at 2026-11-24T09:00:00Z \
-        >verdict-$tokens.json || status=$?
-    echo "$tokens-token call: $(grep -m1 '"decision"' verdict-$tokens.json | tr -d ' ,') (exit $status)"
-    grep -m1 '"reason"' verdict-$tokens.json | sed 's/^ */  /'
+for product in quorumctl quorumd quorum-proxy; do
+    [[ -x "$bin/$product" ]] || fail "the build did not produce $bin/$product"
 done
-grep -q '"decision": "deny"' verdict-16000.json || fail "the 16,000-token call was not denied"
-grep -q '"decision": "allow"' verdict-1000.json || fail "the 1,000-token call was not allowed"
 
-step "a 4-node cluster on loopback: certificates for each node, a proxy and an operator; 4 quorumd"
-cluster_write "$work" 4
-cluster_start "$work" 4 || fail "a node did not start"
-cluster_wait "$work" || fail "the nodes did not all see each other"
-operator=(--cluster cluster.toml --certs-dir certs)
-run status "${operator[@]}"
+dir="${QUORUM_TESTNET_DIR:-$root/testnet}"
+if [[ -e "$dir" ]]; then
+    step "an earlier testnet in $dir: stopping it and starting afresh"
+    "$quorumctl" testnet down --dir "$dir" || true
+    rm -rf "$dir"
+fi
 
-step "the DKG key ceremony across the four nodes: no party ever holds the group key"
-run keygen --cluster cluster.toml --certs-dir certs --threshold 3 --out ceremony
-run status "${operator[@]}"
+step "quorumctl testnet up --dir $dir"
+"$quorumctl" testnet up --dir "$dir" || fail "testnet up failed (its output above says where the logs are)"
 
-step "three of the shares the ceremony installed (nodes 1, 3, 4) sign; the signature verifies under the group key"
-run frost sign --group ceremony/group.json --share data-1/keys/signing-share.json \
-    --share data-3/keys/signing-share.json --share data-4/keys/signing-share.json \
-    --message-file decision.txt | tee ceremony-sign.out
-run frost verify --group ceremony/group.json --message-file decision.txt --signature "$(tail -n 1 ceremony-sign.out)"
+finish() {
+    if ((stop_at_end)); then
+        step "quorumctl testnet down --dir $dir"
+        "$quorumctl" testnet down --dir "$dir"
+    else
+        printf '\nThe testnet keeps running. Stop it with:\n  %s testnet down --dir %s\n' "$quorumctl" "$dir"
+    fi
+}
+trap finish EXIT
 
-step "SIGTERM stops every node cleanly"
-cluster_stop || fail "a node did not exit 0 (logs were in $work)"
-echo "all four nodes exited 0"
+listen="$(sed -n 's/^listen = "\(.*\)"$/\1/p' "$dir/proxy.toml")"
+[[ -n "$listen" ]] || fail "no listen address in $dir/proxy.toml"
+url="http://$listen/openai/v1/chat/completions"
+token="$(cat "$dir/token")"
+
+# One chat completion through the proxy: the status on stdout; headers and body under $dir/demo-calls.
+mkdir -p "$dir/demo-calls"
+call() {
+    local max_tokens="$1"
+    curl -sS -o "$dir/demo-calls/$max_tokens.body" -D "$dir/demo-calls/$max_tokens.headers" -w '%{http_code}' \
+        "$url" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "{\"model\":\"demo-small\",\"max_tokens\":$max_tokens,\"messages\":[{\"role\":\"user\",\"content\":\"Hello from the testnet\"}]}"
+}
+show() {
+    local max_tokens="$1"
+    tr -d '\r' <"$dir/demo-calls/$max_tokens.headers" | sed 's/^/  < /'
+    sed 's/^/  /' "$dir/demo-calls/$max_tokens.body"
+    echo
+}
+
+step "an allowed call (max_tokens 50): the quorum allows, the proxy injects the sealed key"
+status="$(call 50)" || fail "curl could not reach the proxy at $url"
+show 50
+[[ "$status" == 200 ]] || fail "the allowed call answered $status, expected 200 (logs: $dir/*.log)"
+receipt="$(tr -d '\r' <"$dir/demo-calls/50.headers" | sed -n 's/^[Ll]atch-[Rr]eceipt: *//p' | head -n 1)"
+[[ -n "$receipt" ]] || fail "the allowed call has no Latch-Receipt header"
+
+step "its receipt verifies under the quorum's group key"
+printf '$ quorumctl receipt verify "$RECEIPT" --group %s\n' "$dir/group.json"
+"$quorumctl" receipt verify "$receipt" --group "$dir/group.json" || fail "the receipt did not verify"
+
+step "a call over the token cap (max_tokens 4000): denied by the quorum"
+status="$(call 4000)" || fail "curl could not reach the proxy at $url"
+show 4000
+[[ "$status" == 403 ]] || fail "the call over the token cap answered $status, expected 403"
 
 step "done"
 cat <<SUMMARY
-- dealer keygen wrote a 3-of-4 signing group and a separate sealing group, one 0600 share of each per node
-- nodes 1, 2, 4 made a FROST(Ed25519, SHA-512) signature; quorumctl verified it (valid)
-- a tampered message was rejected (exit 1); two shares were refused (exit 2)
-- a credential sealed to the quorum opened with three sealing shares
-- the example bundle, signed by an operator key, denied a 16,000-token call naming the cap and
-  allowed a 1,000-token call
-- four quorumd nodes on loopback found each other over mutual TLS, ran the DKG ceremony (each
-  signing and sealing share made on its node, round-2 shares sealed end to end), and three of
-  the shares it made signed a message that verifies under the group key
-The temporary directory has been removed.
+- 4 quorumd nodes on loopback ran the DKG ceremony: no party ever held the group key
+- the call with max_tokens 50 was allowed by 3 of 4 nodes, signed with a FROST threshold signature,
+  forwarded with the API key only the quorum could open, and its receipt verified under the group key
+- the call with max_tokens 4000 was denied (403) by the token cap, with each node's reason
+Calls, headers and bodies: $dir/demo-calls; every process's log: $dir/*.log
 SUMMARY

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system libraries Quorum Latch builds against (Debian/Ubuntu), if any are missing.
+# Installs the system libraries Quorum Latch builds against, and curl for the demo's calls
+# (Debian/Ubuntu), if any are missing.
 # Called by scripts/demo.sh and before the tests; safe to run again (does nothing when all are
 # present). Uses sudo only when not already root.
 set -euo pipefail
 
-packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config)
+packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl)
 
 missing=()
 for package in "${packages[@]}"; do
