@@ -29,7 +29,7 @@ for argument in "$@"; do
     case "$argument" in
     --down) stop_at_end=1 ;;
     -h | --help)
-        sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) fail "unknown argument '$argument' (usage: scripts/demo.sh [--down])" ;;

@@ -29,7 +29,8 @@ struct TestnetUp: ParsableCommand {
             operator key (policy keygen), one TOML per node with that key trusted, cluster.toml; starts the demo \
             upstream and the nodes and waits until they all see each other (status); runs the DKG ceremony \
             (keygen --cluster); writes a demo bundle, adds the latch 'demo' (latch create), signs it and pushes it \
-            (policy sign, policy push); seals the demo upstream's API key as secret 'openai' (secrets set); then \
+            (policy sign, policy push); seals the demo upstream's API key as secret 'openai' and gives every node \
+            its sealed record (secrets set, secrets push); then \
             writes proxy.toml and starts the proxy. Every process runs in the background with its log in DIR \
             (node-<i>.log, upstream.log, proxy.log) and its pid in DIR/run. Prints the proxy URL, the latch's \
             token (also in DIR/token, 0600), the group key and two calls to paste: one allowed, one the token cap \
@@ -331,16 +332,19 @@ final class TestnetBringUp {
     }
 
     /// Seals the demo upstream's key as the secret the bundle names, into the proxy's data
-    /// directory, with `secrets set`.
-    ///
-    /// One call on purpose: when `secrets set` also hands the sealed record to every node
-    /// (`--cluster FILE --certs-dir DIR`), its flags are added here and nothing else changes.
+    /// directory (`secrets set`), and gives every node the sealed record (`secrets push`): a node
+    /// makes decryption shares only of a box it holds.
     private func sealCredential() throws {
-        var command = try SecretsSet.parse([
+        var set = try SecretsSet.parse([
             DemoBundle.secret, "--value-file", layout.apiKey, "--sealing-group", layout.sealingGroup, "--proxy-dir",
             layout.proxyData,
         ])
-        try command.run()
+        try set.run()
+        var push = try SecretsPush.parse([
+            DemoBundle.secret, "--proxy-dir", layout.proxyData, "--cluster", layout.clusterFile, "--certs-dir",
+            layout.certs, "--timeout", "30",
+        ])
+        try push.run()
     }
 
     private func writeNodeConfigurations(ports: [Int], operatorKey: String) throws {
