@@ -94,7 +94,8 @@ struct TestnetDown: ParsableCommand {
         let layout = TestnetLayout(dir)
         let recorded = TestnetProcesses.recorded(layout.recordedServices(), layout: layout)
         guard !recorded.isEmpty else {
-            Output.line("no testnet is running in \(layout.root) (no pid files in \(layout.run(""))); nothing to stop")
+            Output.line(
+                "no testnet is running in \(layout.root) (no pid files in \(layout.path("run"))); nothing to stop")
             return
         }
         var unclean = false
