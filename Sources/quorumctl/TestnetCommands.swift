@@ -4,6 +4,7 @@ import QuorumCrypto
 import QuorumNode
 import QuorumPolicy
 import QuorumProtocol
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -58,10 +59,14 @@ struct TestnetUp: ParsableCommand {
         let layout = TestnetLayout(dir)
         try layout.prepare()
         let bringUp = TestnetBringUp(layout: layout, binaries: binaries, nodes: nodes, threshold: threshold)
+        let interruptions = Self.stopOnInterrupt(layout)
+        defer { for source in interruptions { source.cancel() } }
         let summary: String
         do {
             summary = try bringUp.run()
         } catch {
+            // An interrupt stops everything and exits itself; a step failing because of it waits.
+            while Self.interrupted.load(ordering: .acquiring) { pause() }
             if !bringUp.started.isEmpty {
                 Output.error("testnet up failed; stopping what it started")
                 let outcomes = TestnetProcesses.stop(bringUp.started.reversed(), layout: layout)
@@ -71,6 +76,31 @@ struct TestnetUp: ParsableCommand {
             throw error
         }
         Output.line(summary)
+    }
+
+    /// Ctrl-C (SIGINT) or SIGTERM while `up` runs stops what it started, as a failure does, and
+    /// exits 130. The handler reads the pid files rather than `up`'s own list, so it shares no
+    /// memory with the steps it interrupts.
+    /// Set once an interrupt has begun stopping the testnet.
+    private static let interrupted = Atomic<Bool>(false)
+
+    private static func stopOnInterrupt(_ layout: TestnetLayout) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                guard !interrupted.exchange(true, ordering: .acquiringAndReleasing) else { return }
+                Output.error("\ninterrupted; stopping what testnet up started")
+                let recorded = TestnetProcesses.recorded(layout.recordedServices(), layout: layout)
+                for (entry, outcome) in TestnetProcesses.stop(recorded, layout: layout) {
+                    Output.error("  " + TestnetDown.describe(entry, outcome))
+                }
+                Output.error("the logs are in \(layout.root) (*.log); remove the directory before trying again")
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
     }
 }
 
