@@ -53,6 +53,8 @@ done
 
 dir="${QUORUM_TESTNET_DIR:-$root/testnet}"
 if [[ -e "$dir" ]]; then
+    [[ -f "$dir/cluster.toml" || -d "$dir/run" ]] ||
+        fail "$dir exists and is not a testnet; move it away or set QUORUM_TESTNET_DIR to another directory"
     step "an earlier testnet in $dir: stopping it and starting afresh"
     "$quorumctl" testnet down --dir "$dir" || true
     rm -rf "$dir"
@@ -106,12 +108,21 @@ step "a call over the token cap (max_tokens 4000): denied by the quorum"
 status="$(call 4000)" || fail "curl could not reach the proxy at $url"
 show 4000
 [[ "$status" == 403 ]] || fail "the call over the token cap answered $status, expected 403"
+grep -q 'token-cap' "$dir/demo-calls/4000.body" || fail "the denial does not name the token-cap filter"
+receipt="$(tr -d '\r' <"$dir/demo-calls/4000.headers" | sed -n 's/^[Ll]atch-[Rr]eceipt: *//p' | head -n 1)"
+[[ -n "$receipt" ]] || fail "the denied call has no Latch-Receipt header"
+
+step "the quorum signed the denial too"
+printf '$ quorumctl receipt verify "$RECEIPT" --group %s\n' "$dir/group.json"
+verified="$("$quorumctl" receipt verify "$receipt" --group "$dir/group.json")" || fail "the deny receipt did not verify"
+printf '%s\n' "${verified%%$'\n'*}"
 
 step "done"
 cat <<SUMMARY
 - 4 quorumd nodes on loopback ran the DKG ceremony: no party ever held the group key
 - the call with max_tokens 50 was allowed by 3 of 4 nodes, signed with a FROST threshold signature,
   forwarded with the API key only the quorum could open, and its receipt verified under the group key
-- the call with max_tokens 4000 was denied (403) by the token cap, with each node's reason
+- the call with max_tokens 4000 was denied (403) by the token cap, with each node's reason and a
+  deny receipt the quorum signed
 Calls, headers and bodies: $dir/demo-calls; every process's log: $dir/*.log
 SUMMARY

@@ -35,7 +35,21 @@ struct TestnetCommandTests {
         return URL(fileURLWithPath: try #require(found, "no curl on PATH (scripts/install-deps.sh installs it)"))
     }
 
-    @Test("up: 4 nodes, proxy and upstream serve; up again refuses; down stops all with exit 0, keeps the data")
+    /// The status code and headers (names lowercased) of `curl -i` output.
+    static func head(_ output: String) -> (status: Int?, headers: [String: String]) {
+        let lines = output.components(separatedBy: "\r\n")
+        let status = lines.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            if line.isEmpty { break }
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
+        }
+        return (status, headers)
+    }
+
+    @Test("up serves a 200 with a valid receipt and a capped 403; up again refuses; down: all exit 0, data kept")
     func upThenDown() async throws {
         try await Workspace.with { ws in
             let dir = ws.path("net")
@@ -104,6 +118,28 @@ struct TestnetCommandTests {
                 try Self.curl(), ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(proxyPort)/"],
                 timeout: .seconds(20))
             #expect(probe.status == 0 && probe.stdout.count == 3 && probe.stdout != "000", "\(probe)")
+
+            // The two printed calls, run as printed: the allowed one reaches the demo upstream with the
+            // sealed key injected (it answers 401 without it) and carries a receipt the group key
+            // verifies; the one over the token cap is denied by the quorum, naming the filter.
+            let sh = URL(fileURLWithPath: "/bin/sh")
+            let allowed = try await TestKit.run(sh, ["-c", try #require(calls.first)], timeout: .seconds(30))
+            let allowedHead = Self.head(allowed.stdout)
+            #expect(allowedHead.status == 200, "\(allowed)")
+            #expect(allowed.stdout.contains("Echo: Hello from the testnet"), "\(allowed.stdout)")
+            let receipt = try #require(allowedHead.headers["latch-receipt"], "no Latch-Receipt: \(allowed.stdout)")
+            let verified = try await ws.quorumctl("receipt", "verify", receipt, "--group", "\(dir)/group.json")
+            #expect(verified.status == 0, "\(verified)")
+            #expect(verified.stdout.hasPrefix("valid: allow of request "), "\(verified.stdout)")
+            let denied = try await TestKit.run(sh, ["-c", try #require(calls.last)], timeout: .seconds(30))
+            #expect(Self.head(denied.stdout).status == 403, "\(denied)")
+            #expect(denied.stdout.contains("token-cap"), "\(denied.stdout)")
+            let denyReceipt = try #require(Self.head(denied.stdout).headers["latch-receipt"], "\(denied.stdout)")
+            let denyVerified = try await ws.quorumctl(
+                "receipt", "verify", denyReceipt, "--group", "\(dir)/group.json")
+            #expect(denyVerified.status == 0, "\(denyVerified)")
+            #expect(denyVerified.stdout.hasPrefix("valid: deny of request "), "\(denyVerified.stdout)")
+            #expect(!allowed.stdout.contains(apiKey) && !denied.stdout.contains(apiKey))
 
             // up on a running testnet refuses, naming down, and leaves it running.
             let again = try await ws.quorumctl(["testnet", "up", "--dir", dir])
