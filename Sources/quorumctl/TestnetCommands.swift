@@ -31,8 +31,8 @@ struct TestnetUp: ParsableCommand {
             upstream and the nodes and waits until they all see each other (status); runs the DKG ceremony \
             (keygen --cluster); writes a demo bundle, adds the latch 'demo' (latch create), signs it and pushes it \
             (policy sign, policy push); seals the demo upstream's API key as secret 'openai' and gives every node \
-            its sealed record (secrets set, secrets push); then \
-            writes proxy.toml and starts the proxy. Every process runs in the background with its log in DIR \
+            its sealed record (secrets set, secrets push); then writes proxy.toml and starts the proxy. Every \
+            process runs in the background with its log in DIR \
             (node-<i>.log, upstream.log, proxy.log) and its pid in DIR/run. Prints the proxy URL, the latch's \
             token (also in DIR/token, 0600), the group key and two calls to paste: one allowed, one the token cap \
             denies. Refuses a DIR where a testnet runs or that holds files; a failure stops what was started. \
@@ -78,12 +78,12 @@ struct TestnetUp: ParsableCommand {
         Output.line(summary)
     }
 
-    /// Ctrl-C (SIGINT) or SIGTERM while `up` runs stops what it started, as a failure does, and
-    /// exits 130. The handler reads the pid files rather than `up`'s own list, so it shares no
-    /// memory with the steps it interrupts.
     /// Set once an interrupt has begun stopping the testnet.
     private static let interrupted = Atomic<Bool>(false)
 
+    /// Ctrl-C (SIGINT) or SIGTERM while `up` runs stops what it started, as a failure does, and
+    /// exits 130. The handler reads the pid files rather than `up`'s own list, so it shares no
+    /// memory with the steps it interrupts.
     private static func stopOnInterrupt(_ layout: TestnetLayout) -> [any DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
@@ -223,8 +223,8 @@ struct TestnetLayout: Sendable {
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
             if !contents.isEmpty {
                 throw CLIError(
-                    "\(root): is not empty (a stopped testnet's data is kept there); remove it (rm -rf \(root)) "
-                        + "or pass another --dir")
+                    "\(root): is not empty (testnet down keeps a stopped testnet's data there); remove it "
+                        + "(rm -rf \(root)) or pass another --dir")
             }
         }
         do {
