@@ -4,6 +4,7 @@ import Logging
 import QuorumCrypto
 import QuorumIdentity
 import QuorumNode
+import QuorumPolicy
 import QuorumProtocol
 
 /// `quorumctl bench …`: load tools for measuring a running cluster. Hidden: they are for
@@ -180,7 +181,7 @@ struct BenchSigning: ParsableCommand {
                                 return answers
                             }
                             _ = try BenchSigning.receipt(
-                                request, answers, slots: slots, group: groupPackage, key: groupKey)
+                                request, answers, slots: slots, coordinator: coordinator, key: groupKey)
                             return started
                         })
                 } catch {
@@ -200,57 +201,32 @@ struct BenchSigning: ParsableCommand {
 }
 
 extension BenchSigning {
-    /// The receipt the signers' shares make, as a proxy builds it: the claims from the first
+    /// The receipt the signers' shares make, as the proxy builds it: the claims of the first
     /// signer's verdict, every share checked, aggregated, and the signature verified.
     static func receipt(
-        _ request: DecideRequest, _ answers: [DecideResponse], slots: [SignerSlot],
-        group: PublicKeyPackage<Ed25519Suite>, key: [UInt8]
+        _ request: DecideRequest, _ answers: [DecideResponse], slots: [SignerSlot], coordinator: SigningCoordinator,
+        key: [UInt8]
     ) throws -> Receipt {
         let signers = slots.map(\.identifier)
         let bySigner = Dictionary(answers.map { ($0.nodeID, $0) }, uniquingKeysWith: { first, _ in first })
         guard let first = bySigner[signers[0]] else { throw CLIError("signer \(signers[0]) did not answer") }
-        let verdict = try JSONDecoder().decode(VerdictSummary.self, from: Data(first.verdict))
-        let claims = ReceiptClaims(
-            requestID: request.requestID, issuedAt: request.time / 1000, latch: verdict.latch ?? "",
-            mount: verdict.route?.mount ?? "", method: request.method, path: request.target,
-            bodySHA256: Hex.encode(request.bodySHA256), decision: verdict.decision == "allow" ? .allow : .deny,
-            bundle: String(verdict.bundleDigest.dropFirst("sha256:".count)), signers: signers.map(Int.init),
-            reasons: verdict.reason.map { [$0] } ?? [])
+        let claims = ReceiptClaims(request: request, verdict: try Verdict(decoding: first.verdict), signers: signers)
         let message = try Receipt.signingInput(claims: claims, groupKey: key)
         let commitments = try slots.map {
             try SigningCommitments<Ed25519Suite>(identifier: try Identifier($0.identifier), encoded: $0.commitment)
         }
         let session = try SigningSession(
-            package: try SigningPackage(message: message, commitments: commitments), verifyingKey: group.verifyingKey)
-        var shares: [SignatureShare<Ed25519Suite>] = []
-        for id in signers {
+            package: try SigningPackage(message: message, commitments: commitments),
+            verifyingKey: coordinator.group.verifyingKey)
+        let shares = try signers.map { id throws in
             guard let answer = bySigner[id], answer.share.count == 32 else {
                 throw CLIError("signer \(id) returned no share")
             }
-            let share = try SignatureShare<Ed25519Suite>(identifier: try Identifier(id), encoded: answer.share)
-            guard try FROST.verifyShare(share, session: session, group: group) else {
-                throw CLIError("signer \(id)'s share does not verify")
-            }
-            shares.append(share)
+            return try coordinator.verifiedShare(answer.share, from: id, session: session)
         }
-        let signature = try FROST.aggregate(session: session, shares: shares, group: group)
+        let signature = try coordinator.aggregate(shares, session: session)
         return try Receipt.verified(
             try Receipt(claims: claims, groupKey: key, signature: signature.bytes).compact, groupKey: key)
-    }
-
-    /// The fields of a node's verdict JSON the receipt needs.
-    struct VerdictSummary: Decodable {
-        struct Route: Decodable { let mount: String? }
-        let decision: String
-        let reason: String?
-        let latch: String?
-        let route: Route?
-        let bundleDigest: String
-
-        enum CodingKeys: String, CodingKey {
-            case decision, reason, latch, route
-            case bundleDigest = "bundle_digest"
-        }
     }
 }
 

@@ -135,13 +135,8 @@ struct KeygenRepair: ParsableCommand {
                 for helper in plan.helpers {
                     let node = nodes[helper.nodeID]!
                     group.addTask {
-                        do throws(TransportError) {
-                            return .success(
-                                try await client.ask(
-                                    node, request(helper.nodeID), expecting: RepairShares.self, deadline: limit))
-                        } catch {
-                            return .failure(CLIError("\(step), node \(node.id) at \(node.address): \(error.reason)"))
-                        }
+                        await client.answer(node, request(helper.nodeID), expecting: RepairShares.self, deadline: limit)
+                            .mapError { CLIError("\(step), node \(node.id) at \(node.address): \($0.reason)") }
                     }
                 }
                 var shares: [SealedShare] = []

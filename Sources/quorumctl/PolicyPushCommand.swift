@@ -34,25 +34,7 @@ struct PolicyPush: ParsableCommand {
         do { request = try PolicyPushRequest(signedBundle: bytes) } catch { throw CLIError("\(bundle): \(error)") }
         let limit = options.limit
         let results = Blocking.wait {
-            await withTaskGroup(of: (ClusterFile.Node, Result<PolicyPushResponse, TransportError>).self) { group in
-                for node in cluster.nodes {
-                    group.addTask {
-                        do throws(TransportError) {
-                            return (
-                                node,
-                                .success(
-                                    try await client.ask(
-                                        node, request, expecting: PolicyPushResponse.self, deadline: limit))
-                            )
-                        } catch {
-                            return (node, .failure(error))
-                        }
-                    }
-                }
-                var results: [(ClusterFile.Node, Result<PolicyPushResponse, TransportError>)] = []
-                for await result in group { results.append(result) }
-                return results.sorted { $0.0.id < $1.0.id }
-            }
+            await client.askEach(cluster.nodes, request, expecting: PolicyPushResponse.self, deadline: limit)
         }
         var failures = 0
         for (node, result) in results {

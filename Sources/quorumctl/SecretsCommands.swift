@@ -195,25 +195,7 @@ struct SecretsPush: ParsableCommand {
         let request: CredentialPutRequest
         do { request = try CredentialPutRequest(record: record.encoded()) } catch { throw CLIError("\(error)") }
         let results = Blocking.wait {
-            await withTaskGroup(of: (ClusterFile.Node, Result<CredentialPutResponse, TransportError>).self) { group in
-                for node in cluster.nodes {
-                    group.addTask {
-                        do throws(TransportError) {
-                            return (
-                                node,
-                                .success(
-                                    try await client.ask(
-                                        node, request, expecting: CredentialPutResponse.self, deadline: limit))
-                            )
-                        } catch {
-                            return (node, .failure(error))
-                        }
-                    }
-                }
-                var results: [(ClusterFile.Node, Result<CredentialPutResponse, TransportError>)] = []
-                for await result in group { results.append(result) }
-                return results.sorted { $0.0.id < $1.0.id }
-            }
+            await client.askEach(cluster.nodes, request, expecting: CredentialPutResponse.self, deadline: limit)
         }
         var failures = 0
         for (node, result) in results {

@@ -405,17 +405,22 @@ public final class SigningCoordinator: Sendable {
         }
     }
 
+    /// `body(id)` with its failure as a value. Kept out of the task-group child closure: a
+    /// typed-throws `do`/`catch` inline there crashed the concurrency runtime in release builds
+    /// (see `NodeClient.answer`).
+    private static func outcome<T>(
+        of body: @Sendable (UInt16) async throws(SigningError) -> T, for id: UInt16
+    ) async -> Result<T, SigningError> {
+        do throws(SigningError) { return .success(try await body(id)) } catch { return .failure(error) }
+    }
+
     /// Runs `body` for every id at once; the results in the order of `ids`, or the first error.
     private func collect<T: Sendable>(
         _ ids: [UInt16], _ body: @escaping @Sendable (UInt16) async throws(SigningError) -> T
     ) async throws(SigningError) -> [T] {
         let results = await withTaskGroup(of: (Int, Result<T, SigningError>).self) { group in
             for (index, id) in ids.enumerated() {
-                group.addTask {
-                    do throws(SigningError) { return (index, .success(try await body(id))) } catch {
-                        return (index, .failure(error))
-                    }
-                }
+                group.addTask { (index, await Self.outcome(of: body, for: id)) }
             }
             var results: [(Int, Result<T, SigningError>)] = []
             for await result in group { results.append(result) }
