@@ -12,7 +12,7 @@ import QuorumProtocol
 /// round trip to each signer. A node's cache is dropped when the node's boot epoch changes (it
 /// restarted; its nonces are gone) or when it refuses a commitment as stale or unknown.
 ///
-/// ``sign(requestID:message:signers:)`` takes one commitment from each signer, builds the
+/// ``sign(requestID:message:signers:shareDeadline:)`` takes one commitment from each signer, builds the
 /// signing package, asks every signer for its share at once, checks each share against the
 /// signer's verifying share, and aggregates. A commitment never goes out twice: it leaves the
 /// cache before it is used.
@@ -25,7 +25,7 @@ public final class SigningCoordinator: Sendable {
         public var refillBelow = 16
         /// The deadline of each request.
         public var deadline: Duration = .seconds(5)
-        /// How many times ``SigningCoordinator/sign(requestID:message:signers:)`` tries with fresh
+        /// How many times ``SigningCoordinator/sign(requestID:message:signers:shareDeadline:)`` tries with fresh
         /// commitments (and, when it picks the signers, other nodes) before giving up.
         public var attempts = 2
 
@@ -188,9 +188,13 @@ public final class SigningCoordinator: Sendable {
     }
 
     /// Sends `request` to node `id` and returns its answer: one signer's round trip, share
-    /// unchecked (``sign(requestID:message:signers:)`` checks it).
-    public func requestShare(_ request: SignRequest, from id: UInt16) async throws(SigningError) -> SignResponse {
-        let response = try await ask(id, request, SignResponse.self)
+    /// unchecked (``sign(requestID:message:signers:shareDeadline:)`` checks it). `deadline` bounds
+    /// the wait (the configured deadline when `nil`); a node that does not answer in it fails as
+    /// ``SigningError/Code/transport``, naming the node.
+    public func requestShare(
+        _ request: SignRequest, from id: UInt16, deadline: Duration? = nil
+    ) async throws(SigningError) -> SignResponse {
+        let response = try await ask(id, request, SignResponse.self, deadline: deadline)
         guard response.nodeID == id, response.requestID == request.requestID, response.bootEpoch == request.bootEpoch
         else {
             throw SigningError(
@@ -221,6 +225,21 @@ public final class SigningCoordinator: Sendable {
             try await refill(id)
         }
         throw SigningError(.badAnswer, node: id, "no commitment left after fetching batches")
+    }
+
+    /// One of node `id`'s cached commitments if the cache holds one, without waiting; `nil` when it
+    /// is empty (a refill is then started in the background, as it is when the cache runs low).
+    /// For callers that must not wait on a node that may hang: the proxy picks its optimistic
+    /// signers this way first.
+    public func cachedCommitment(from id: UInt16) -> Commitment? {
+        let (popped, low) = caches.withLockedValue { table -> (Commitment?, Bool) in
+            var cache = table[id] ?? Cache()
+            let popped = cache.pop()
+            table[id] = cache
+            return (popped, cache.inflight == nil && cache.commitments.count < configuration.refillBelow)
+        }
+        if low { _ = startRefill(id) }
+        return popped.map { Commitment(nodeID: id, bootEpoch: $0.bootEpoch, entry: $0.entry) }
     }
 
     /// Waits for a batch of commitments from node `id` to reach its cache: the one in flight, or
@@ -279,8 +298,10 @@ public final class SigningCoordinator: Sendable {
     /// Each attempt takes one commitment per signer, asks them all in parallel and verifies every
     /// share; a stale or unknown commitment drops that node's cache and the next attempt fetches
     /// fresh ones. The signature is an RFC 8032 Ed25519 signature under the group key.
+    /// `shareDeadline` bounds each signer's wait for its share (the configured deadline when
+    /// `nil`), so a signer that hangs fails the attempt, named, instead of holding it.
     public func sign(
-        requestID: String, message: [UInt8], signers: [UInt16]? = nil
+        requestID: String, message: [UInt8], signers: [UInt16]? = nil, shareDeadline: Duration? = nil
     ) async throws(SigningError) -> Signature {
         var excluded = Set<UInt16>()
         var lastError: SigningError?
@@ -297,7 +318,8 @@ public final class SigningCoordinator: Sendable {
                         .tooFewSigners, node: nil, "\(chosen.count) signers available; the threshold is \(threshold)")
             }
             do {
-                return try await attempt(requestID: requestID, message: message, signers: chosen)
+                return try await attempt(
+                    requestID: requestID, message: message, signers: chosen, shareDeadline: shareDeadline)
             } catch {
                 lastError = error
                 guard let node = error.node else { throw error }
@@ -320,7 +342,7 @@ public final class SigningCoordinator: Sendable {
     /// One signing round with `signers` (sorted): commitments, requests in parallel, share checks,
     /// aggregation.
     private func attempt(
-        requestID: String, message: [UInt8], signers: [UInt16]
+        requestID: String, message: [UInt8], signers: [UInt16], shareDeadline: Duration?
     ) async throws(SigningError) -> Signature {
         let commitments = try await collect(signers) { id throws(SigningError) in
             try await self.nextCommitment(from: id)
@@ -350,7 +372,7 @@ public final class SigningCoordinator: Sendable {
             throw SigningError(.tooFewSigners, node: nil, "cannot build the sign request: \(error)")
         }
         let responses = try await collect(signers) { id throws(SigningError) in
-            try await self.requestShare(requests[id]!, from: id)
+            try await self.requestShare(requests[id]!, from: id, deadline: shareDeadline)
         }
         var shares: [SignatureShare<Ed25519Suite>] = []
         for response in responses {
