@@ -95,8 +95,10 @@ let package = Package(
             dependencies: [
                 "QuorumCrypto", "QuorumPolicy", "QuorumProtocol", "QuorumIdentity", "QuorumNode",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -179,13 +181,14 @@ let package = Package(
             dependencies: [
                 "QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy", "CSodium",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(
             name: "QuorumProxyTests",
             dependencies: [
                 "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumProtocol", "QuorumTestKit",
-                "quorum-proxy",
+                "QuorumIdentity", "quorum-proxy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -193,6 +196,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -133,11 +133,61 @@ public struct NodeReason: Sendable, Codable, Equatable {
     }
 }
 
+/// Where the decision of one call spent its time, for the proxy's `Server-Timing` header (and
+/// `quorumctl bench proxy`, which averages it): the operator sees whether a slow call waited for
+/// verdicts, for extra signing rounds, or for the credential.
+public struct DecisionTimings: Sendable, Hashable {
+    /// From sending the decide request to every node (optimistic signers picked) until the round
+    /// decided, less ``signing``: the verdict round, the optimistic aggregation, and any wait for
+    /// a chosen signer up to the per-signer budget.
+    public var verdict: Duration
+    /// Time in sign request rounds after the optimistic one; zero when none was needed.
+    public var signing: Duration
+    /// Building and verifying the allow receipt and opening the sealed credential from the
+    /// decryption shares; `nil` when the call was not allowed.
+    public var credential: Duration?
+
+    /// Timings of a decision.
+    public init(verdict: Duration, signing: Duration = .zero, credential: Duration? = nil) {
+        self.verdict = verdict
+        self.signing = signing
+        self.credential = credential
+    }
+}
+
+/// A decision and where its time went.
+public struct TimedAuthorization: Sendable {
+    /// The decision.
+    public var authorization: CallAuthorization
+    /// Its phases.
+    public var timings: DecisionTimings
+
+    /// A decision with its timings.
+    public init(authorization: CallAuthorization, timings: DecisionTimings) {
+        self.authorization = authorization
+        self.timings = timings
+    }
+}
+
 /// The decision path, as the front calls it: one answer per call, never an error (a failure to
 /// decide is ``CallAuthorization/unavailable(reason:)``, so nothing fails open).
 public protocol CallAuthorizer: Sendable {
     /// Decides `call`.
     func authorize(_ call: AgentCall) async -> CallAuthorization
+
+    /// Decides `call` and says where the time went. The front calls this one; the default
+    /// counts the whole of ``authorize(_:)`` as the verdict phase.
+    func authorizeTimed(_ call: AgentCall) async -> TimedAuthorization
+}
+
+extension CallAuthorizer {
+    /// ``authorize(_:)``, its whole duration counted as the verdict phase.
+    public func authorizeTimed(_ call: AgentCall) async -> TimedAuthorization {
+        let start = ContinuousClock.now
+        let authorization = await authorize(call)
+        return TimedAuthorization(
+            authorization: authorization, timings: DecisionTimings(verdict: ContinuousClock.now - start))
+    }
 }
 
 /// The authorizer of a proxy with no decision path wired in: every call is unavailable (503).

@@ -74,6 +74,15 @@ public struct ClusterSettings: Sendable, Hashable {
     public var sealingGroup: String
     /// How long a call waits for its decision, signing included; past it, 503.
     public var decisionTimeout: Duration = .milliseconds(2000)
+    /// How long the proxy waits for one chosen signer before it signs with other nodes that
+    /// allowed: an optimistic signer that has not answered this long after the decide request went
+    /// out, or a signer of a sign request round that has not sent its share, is given up for the
+    /// call (and passed over as a chosen signer for a while). `nil` takes a third of
+    /// ``decisionTimeout``, so the wait and one more sign request round both fit in the deadline.
+    public var signerBudget: Duration?
+
+    /// The per-signer budget in force: ``signerBudget``, or a third of the decision timeout.
+    public var effectiveSignerBudget: Duration { signerBudget ?? decisionTimeout / 3 }
 
     /// Settings; the decision timeout defaults to 2 s.
     public init(
@@ -106,6 +115,12 @@ public struct ClusterSettings: Sendable, Hashable {
 /// group = "group.json"
 /// sealing_group = "sealing-group.json"
 /// decision_timeout_ms = 2000
+/// signer_budget_ms = 666                # default: a third of decision_timeout_ms
+///
+/// [tls]                                # optional: an HTTPS listener for agents, beside `listen`
+/// listen = "0.0.0.0:8443"
+/// certificate = "agent-tls/proxy.pem"  # PEM chain, leaf first
+/// private_key = "agent-tls/proxy.key"  # PEM
 ///
 /// [bundle]
 /// file = "bundle.signed.json"          # a signed policy bundle; optional with [cluster], which
@@ -125,8 +140,11 @@ public struct ClusterSettings: Sendable, Hashable {
 public struct ProxyConfiguration: Sendable {
     /// The file this was read from, for messages.
     public var file: String
-    /// Where the agent-facing HTTP listener binds; port 0 asks for any free port.
+    /// Where the agent-facing plain HTTP listener binds; port 0 asks for any free port.
     public var listen: NodeAddress
+    /// The agent-facing HTTPS listener, if any: it asks every agent for a client certificate and
+    /// passes its SHA-256 to the nodes, which sender-constrained latches (RFC 8705) require.
+    public var tls: AgentTLSSettings?
     /// The signed policy bundle whose mounts route calls; `nil` with ``cluster``, when the proxy
     /// fetches the bundle from the nodes.
     public var bundlePath: String?
@@ -153,10 +171,12 @@ public struct ProxyConfiguration: Sendable {
         self.trustedSigners = trustedSigners
     }
 
-    static let topKeys = ["listen", "data_dir", "cluster", "bundle", "upstream", "limits"]
+    static let topKeys = ["listen", "data_dir", "cluster", "tls", "bundle", "upstream", "limits"]
+    static let tlsKeys = ["listen", "certificate", "private_key"]
     static let bundleKeys = ["file", "trusted_signers", "refresh_ms"]
     static let clusterKeys = [
         "nodes", "certificate", "private_key", "cluster_ca", "group", "sealing_group", "decision_timeout_ms",
+        "signer_budget_ms",
     ]
     static let upstreamKeys = ["connect_timeout_ms", "response_timeout_ms", "read_timeout_ms"]
     static let limitsKeys = ["decision_body_bytes", "max_buffered_body_bytes"]
@@ -229,6 +249,17 @@ public struct ProxyConfiguration: Sendable {
             settings.decisionTimeout = .milliseconds(
                 try reader.milliseconds(
                     clusterTable["decision_timeout_ms"], key: "cluster.decision_timeout_ms", default: 2000))
+            if clusterTable["signer_budget_ms"] != nil {
+                let budget = try reader.milliseconds(
+                    clusterTable["signer_budget_ms"], key: "cluster.signer_budget_ms", default: 0)
+                guard .milliseconds(budget) < settings.decisionTimeout else {
+                    throw reader.error(
+                        "cluster.signer_budget_ms",
+                        "\(budget) is not below decision_timeout_ms (\(settings.decisionTimeout)); a signer given up "
+                            + "at or after the deadline leaves no time to sign with another")
+                }
+                settings.signerBudget = .milliseconds(budget)
+            }
             cluster = settings
         }
         var dataDirectory: String?
@@ -264,6 +295,16 @@ public struct ProxyConfiguration: Sendable {
             file: file, listen: listen, bundlePath: bundlePath, trustedSigners: trusted)
         configuration.cluster = cluster
         configuration.dataDirectory = dataDirectory
+        if let tlsValue = table["tls"] {
+            guard let tls = tlsValue.table else {
+                throw reader.error("tls", "is a \(tlsValue.type); it must be a table ([tls])")
+            }
+            try reader.refuseUnknown(tls, allowed: tlsKeys, prefix: "tls.")
+            configuration.tls = AgentTLSSettings(
+                listen: try reader.address(tls["listen"], key: "tls.listen", ports: 0...65535),
+                certificate: try reader.path(tls["certificate"], key: "tls.certificate"),
+                privateKey: try reader.path(tls["private_key"], key: "tls.private_key"))
+        }
         configuration.bundleRefresh = .milliseconds(
             try reader.milliseconds(bundle["refresh_ms"], key: "bundle.refresh_ms", default: 5000))
         if let upstreamValue = table["upstream"] {

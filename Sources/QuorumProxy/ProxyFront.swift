@@ -6,18 +6,22 @@ import NIOCore
 import QuorumCrypto
 import QuorumPolicy
 
-/// The request context of the proxy's listener: Hummingbird's core storage and the client's
-/// address, which the decision request carries and `X-Forwarded-For` names.
+/// The request context of the proxy's listeners: Hummingbird's core storage, the client's
+/// address, which the decision request carries and `X-Forwarded-For` names, and the connection,
+/// whose TLS handshake (on the HTTPS listener) holds the agent's client certificate.
 public struct ProxyRequestContext: RequestContext {
     /// Hummingbird's per-request storage.
     public var coreContext: CoreRequestContextStorage
     /// The connection's remote address.
     public let remoteAddress: SocketAddress?
+    /// The connection the request arrived on.
+    public let channel: any Channel
 
     /// A context for a request on `source.channel`.
     public init(source: ApplicationRequestContextSource) {
         coreContext = CoreRequestContextStorage(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 }
 
@@ -56,6 +60,10 @@ enum ProxyError {
 /// - 403 `denied` (401 when every node refused the token): the nodes' reasons and deny receipt;
 /// - 503 `unavailable`: fewer than k answers;
 /// - 502/504 from the forwarder when the upstream fails.
+///
+/// Every answer given after asking the quorum carries `Server-Timing` (``ServerTiming``). On the
+/// HTTPS listener (`[tls]`), the SHA-256 of the client certificate the agent presented, if any,
+/// goes to the nodes with the call, for sender-constrained latches (RFC 8705).
 public struct ProxyFront: HTTPResponder {
     /// The context type the listener creates.
     public typealias Context = ProxyRequestContext
@@ -64,21 +72,26 @@ public struct ProxyFront: HTTPResponder {
     let authorizer: any CallAuthorizer
     let limits: RequestLimits
     let forwarder: UpstreamForwarder
+    /// Whether this front serves the HTTPS listener, whose connections may carry a client
+    /// certificate.
+    let readsClientCertificates: Bool
     let logger: Logger
 
     init(
         routing: RoutingTable, authorizer: any CallAuthorizer, limits: RequestLimits, forwarder: UpstreamForwarder,
-        logger: Logger
+        readsClientCertificates: Bool = false, logger: Logger
     ) {
         self.routing = routing
         self.authorizer = authorizer
         self.limits = limits
         self.forwarder = forwarder
+        self.readsClientCertificates = readsClientCertificates
         self.logger = logger
     }
 
     /// Handles one agent call.
     public func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
+        let arrived = ContinuousClock.now
         let requestID = Self.newRequestID()
         let target = request.head.path ?? ""
         // HTTP/1.1's Host arrives as the request's authority, not among its fields: put it back
@@ -137,18 +150,36 @@ public struct ProxyFront: HTTPResponder {
         }
         let bodyLength = count
         let clientAddress = context.remoteAddress?.ipAddress ?? ""
+        var certificateSHA256: [UInt8]?
+        if readsClientCertificates {
+            do { certificateSHA256 = try await AgentTLS.clientCertificateSHA256(on: context.channel) } catch {
+                // Fail closed: an unreadable certificate is no certificate, so a bound latch denies.
+                logger.warning(
+                    "cannot read the client certificate",
+                    metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
+            }
+        }
         let decisionRequest = DecisionRequest(
             requestID: requestID, method: method, target: target, headers: HeaderRules.decisionHeaders(headers),
-            body: decisionBody, bodyLength: bodyLength, clientAddress: clientAddress, token: token)
+            body: decisionBody, bodyLength: bodyLength, clientAddress: clientAddress, token: token,
+            clientCertificateSHA256: certificateSHA256)
         let call = AgentCall(
             decisionRequest: decisionRequest, mountPath: mountPath, receivedAt: Date(),
             bodySHA256: sha256Digest(concatenating: buffered.map { Array($0.readableBytesView) }))
 
-        let authorization = await authorizer.authorize(call)
-        switch authorization {
+        let timed = await authorizer.authorizeTimed(call)
+        var timing = ServerTiming(decision: timed.timings)
+        func timingHeader() -> [(HTTPField.Name, String)] {
+            var final = timing
+            final.add("total", ContinuousClock.now - arrived)
+            return [(ServerTiming.name, final.headerValue)]
+        }
+        switch timed.authorization {
         case .unavailable(let reason):
             logger.warning("decision unavailable", metadata: ["request_id": "\(requestID)", "reason": "\(reason)"])
-            return ProxyError.response(.serviceUnavailable, code: "unavailable", requestID: requestID, reason: reason)
+            return ProxyError.response(
+                .serviceUnavailable, code: "unavailable", requestID: requestID, reason: reason,
+                headers: timingHeader())
         case .deny(let denied):
             let authentication = !denied.reasons.isEmpty && denied.reasons.allSatisfy(\.isAuthenticationFailure)
             logger.info(
@@ -170,12 +201,13 @@ public struct ProxyFront: HTTPResponder {
                 receipt: denied.receipt,
                 reason: authentication ? "the quorum did not accept the latch token" : "the quorum denied the call",
                 extra: [JSONMember(key: "reasons", value: reasons)],
-                headers: authentication ? [(.wwwAuthenticate, "Bearer")] : [])
+                headers: (authentication ? [(.wwwAuthenticate, "Bearer")] : []) + timingHeader())
         case .answer(let answered):
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers.append(HTTPField(name: HTTPField.Name(HeaderRules.requestID)!, value: requestID))
             headers.append(HTTPField(name: HTTPField.Name(HeaderRules.receipt)!, value: answered.receipt))
+            for (name, value) in timingHeader() { headers.append(HTTPField(name: name, value: value)) }
             return Response(
                 status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answered.body)))
         case .allow(let allowed):
@@ -186,7 +218,11 @@ public struct ProxyFront: HTTPResponder {
             let inbound = InboundCall(
                 requestID: requestID, method: method, headers: headers, query: query, clientAddress: clientAddress,
                 body: ForwardBody(buffered: buffered, rest: nil, length: count))
-            return await forwarder.forward(inbound, allowed: allowed)
+            let forwarded = await forwarder.forward(inbound, allowed: allowed)
+            var response = forwarded.response
+            if let upstream = forwarded.upstream { timing.add("upstream", upstream) }
+            for (name, value) in timingHeader() { response.headers.append(HTTPField(name: name, value: value)) }
+            return response
         }
     }
 

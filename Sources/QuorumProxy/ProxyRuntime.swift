@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
@@ -50,34 +51,65 @@ public final class ProxyRuntime: Sendable {
         self.init(configuration: configuration, routing: RoutingTable(view), authorizer: authorizer, logger: logger)
     }
 
-    /// The HTTP front as a Hummingbird responder.
-    public var front: ProxyFront {
+    /// The plain HTTP front as a Hummingbird responder.
+    public var front: ProxyFront { front(tls: false) }
+
+    /// The front of the plain HTTP listener, or of the HTTPS one (`tls`), which reads the
+    /// agent's client certificate and tells the upstream `X-Forwarded-Proto: https`.
+    func front(tls: Bool) -> ProxyFront {
         ProxyFront(
             routing: routing, authorizer: authorizer, limits: configuration.limits,
             forwarder: UpstreamForwarder(
                 client: client, configuration: configuration.upstream, responseLimits: configuration.responseLimits,
-                scheme: "http", logger: logger),
-            logger: logger)
+                scheme: tls ? "https" : "http", logger: logger),
+            readsClientCertificates: tls, logger: logger)
     }
 
-    /// The services to run, in start order: the upstream client's keeper, then the listener
-    /// (stopped first on shutdown, so the client outlives every forwarded call).
-    /// `onListening` gets the bound port.
-    public func services(onListening: @escaping @Sendable (Int) async throws -> Void = { _ in }) -> [any Service] {
-        let logger = self.logger
-        let application = Application(
-            responder: front,
-            configuration: ApplicationConfiguration(
-                address: .hostname(configuration.listen.host, port: configuration.listen.port)),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? 0
-                logger.info("listening", metadata: ["port": "\(port)"])
-                do { try await onListening(port) } catch {
-                    logger.error("cannot report the listening port", metadata: ["reason": "\(error)"])
-                }
-            },
-            logger: logger)
-        return [HTTPClientService(client: client), application]
+    /// The services to run, in start order: the upstream client's keeper, then the listeners
+    /// (stopped first on shutdown, so the client outlives every forwarded call): plain HTTP on
+    /// `listen`, and HTTPS on `[tls] listen` when configured. `onListening` gets the plain
+    /// listener's bound port, `onTLSListening` the HTTPS one's.
+    ///
+    /// - Throws: ``ProxyConfigurationError`` when the `[tls]` certificate or key cannot be loaded,
+    ///   or do not belong together.
+    public func services(
+        onListening: @escaping @Sendable (Int) async throws -> Void = { _ in },
+        onTLSListening: @escaping @Sendable (Int) async throws -> Void = { _ in }
+    ) throws(ProxyConfigurationError) -> [any Service] {
+        var services: [any Service] = [
+            HTTPClientService(client: client),
+            Application(
+                responder: front(tls: false),
+                configuration: ApplicationConfiguration(
+                    address: .hostname(configuration.listen.host, port: configuration.listen.port)),
+                onServerRunning: Self.reporter("http", onListening, logger: logger), logger: logger),
+        ]
+        if let tls = configuration.tls {
+            let channelConfiguration = try AgentTLS.channelConfiguration(tls, file: configuration.file)
+            let application: Application<ProxyFront>
+            do {
+                application = Application(
+                    responder: front(tls: true), server: try .tls(.http1(), configuration: channelConfiguration),
+                    configuration: ApplicationConfiguration(address: .hostname(tls.listen.host, port: tls.listen.port)),
+                    onServerRunning: Self.reporter("https", onTLSListening, logger: logger), logger: logger)
+            } catch {
+                throw ProxyConfigurationError(file: configuration.file, key: "tls", "cannot set up TLS (\(error))")
+            }
+            services.append(application)
+        }
+        return services
+    }
+
+    private static func reporter(
+        _ scheme: String, _ report: @escaping @Sendable (Int) async throws -> Void, logger: Logger
+    ) -> @Sendable (any Channel) async -> Void {
+        { channel in
+            let port = channel.localAddress?.port ?? 0
+            logger.info("listening", metadata: ["scheme": "\(scheme)", "port": "\(port)"])
+            do { try await report(port) } catch {
+                logger.error("cannot report the listening port", metadata: ["reason": "\(error)"])
+            }
+        }
     }
 }
 

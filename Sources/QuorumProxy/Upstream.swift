@@ -79,9 +79,16 @@ struct UpstreamForwarder: Sendable {
     let scheme: String
     let logger: Logger
 
+    /// What ``forward(_:allowed:)`` answers: the agent's response, and the time from sending the
+    /// upstream request to its response head (or its failure); `nil` when nothing was sent.
+    struct Forwarded {
+        var response: Response
+        var upstream: Duration?
+    }
+
     /// The agent's answer for an allowed call. Never throws: every failure is a JSON error answer
     /// (502, 504) that names no secret, and `settle` is called exactly once on every path.
-    func forward(_ call: InboundCall, allowed: AllowedCall) async -> Response {
+    func forward(_ call: InboundCall, allowed: AllowedCall) async -> Forwarded {
         let settle = SettleOnce(allowed.settle)
         let receipt = allowed.receipt
         let request: HTTPClientRequest
@@ -92,23 +99,29 @@ struct UpstreamForwarder: Sendable {
             logger.error(
                 "cannot build the upstream request",
                 metadata: ["request_id": "\(call.requestID)", "reason": "\(error)"])
-            return ProxyError.response(
-                .badGateway, code: "upstream_request_invalid", requestID: call.requestID, receipt: receipt,
-                reason: "\(error)")
+            return Forwarded(
+                response: ProxyError.response(
+                    .badGateway, code: "upstream_request_invalid", requestID: call.requestID, receipt: receipt,
+                    reason: "\(error)"))
         }
+        let sent = ContinuousClock.now
         let response: HTTPClientResponse
         do {
             response = try await client.execute(
                 request, deadline: .now() + TimeAmount(configuration.responseTimeout), logger: logger)
         } catch {
+            let upstream = ContinuousClock.now - sent
             await settle(nil)
             let (status, reason) = Self.describe(error, timeout: configuration.responseTimeout)
             logger.warning(
                 "upstream failed", metadata: ["request_id": "\(call.requestID)", "reason": "\(reason)"])
-            return ProxyError.response(
-                status, code: status == .gatewayTimeout ? "upstream_timeout" : "upstream_unavailable",
-                requestID: call.requestID, receipt: receipt, reason: reason)
+            return Forwarded(
+                response: ProxyError.response(
+                    status, code: status == .gatewayTimeout ? "upstream_timeout" : "upstream_unavailable",
+                    requestID: call.requestID, receipt: receipt, reason: reason),
+                upstream: upstream)
         }
+        let upstream = ContinuousClock.now - sent
         let upstreamHeaders: HeaderList = response.headers.map { ($0.name, $0.value) }
         var processor = ResponseProcessor(
             obligations: allowed.obligations, limits: responseLimits,
@@ -125,7 +138,7 @@ struct UpstreamForwarder: Sendable {
 
         if case .blocked(let reason) = processor.mode {
             await settle(nil)
-            return blocked(reason, call: call, receipt: receipt)
+            return Forwarded(response: blocked(reason, call: call, receipt: receipt), upstream: upstream)
         }
         if processor.needsWholeBody {
             var ended = false
@@ -142,18 +155,22 @@ struct UpstreamForwarder: Sendable {
             }
             guard ended else {
                 await settle(nil)
-                return ProxyError.response(
-                    .badGateway, code: "upstream_body_failed", requestID: call.requestID, receipt: receipt,
-                    reason: "the upstream's body failed before it ended")
+                return Forwarded(
+                    response: ProxyError.response(
+                        .badGateway, code: "upstream_body_failed", requestID: call.requestID, receipt: receipt,
+                        reason: "the upstream's body failed before it ended"),
+                    upstream: upstream)
             }
             switch processor.finishBuffered() {
             case .block(let reason):
                 await settle(processor.usage)
-                return blocked(reason, call: call, receipt: receipt)
+                return Forwarded(response: blocked(reason, call: call, receipt: receipt), upstream: upstream)
             case .pass(let bytes):
                 await settle(processor.usage)
-                return Response(
-                    status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+                return Forwarded(
+                    response: Response(
+                        status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))),
+                    upstream: upstream)
             }
         }
 
@@ -193,7 +210,7 @@ struct UpstreamForwarder: Sendable {
             }
             await settle(usage)
         }
-        return Response(status: status, headers: headers, body: body)
+        return Forwarded(response: Response(status: status, headers: headers, body: body), upstream: upstream)
     }
 
     private func blocked(_ reason: ResponseBlockReason, call: InboundCall, receipt: String) -> Response {

@@ -73,8 +73,9 @@ struct Run: AsyncParsableCommand {
             Reads a TOML configuration (docs/operations.md, "The proxy"). With a [cluster] table every call is \
             decided by the quorum (k of n nodes, a verified threshold signature, the credential opened from k \
             decryption shares); without one every call a mount covers is answered 503: the proxy never forwards \
-            without a quorum's allow. Stops \
-            cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or \
+            without a quorum's allow. With a [tls] table it also serves HTTPS, asking agents for a client \
+            certificate (any, none required) whose SHA-256 sender-constrained latches are bound to (RFC 8705). \
+            Stops cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or \
             bundle, or a listener that cannot start.
             """
     )
@@ -84,6 +85,11 @@ struct Run: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Write the bound port to this file once listening.", valueName: "file"))
     var readyFile: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Write the HTTPS listener's bound port ([tls] listen) to this file once it listens.", valueName: "file"))
+    var tlsReadyFile: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -137,17 +143,26 @@ struct Run: AsyncParsableCommand {
         let runtime = ProxyRuntime(
             configuration: configuration, routing: routing, authorizer: authorizer, logger: logger)
         let readyFile = readyFile
+        let tlsReadyFile = tlsReadyFile
+        let listeners: [any Service]
+        do {
+            listeners = try runtime.services(
+                onListening: { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
+                onTLSListening: { port in try QuorumProxyCommand.writeReadyFile(tlsReadyFile, port: port) })
+        } catch {
+            await quorum?.close()
+            throw QuorumProxyCommand.Failure(error.description)
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: extraServices
-                    + runtime.services { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+                services: extraServices + listeners, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let view = runtime.routing.current
         logger.info(
             "starting",
             metadata: [
-                "listen": "\(configuration.listen)", "bundle": "\(configuration.bundlePath ?? "from the nodes")",
+                "listen": "\(configuration.listen)",
+                "tls_listen": "\(configuration.tls.map { "\($0.listen)" } ?? "none")",
+                "bundle": "\(configuration.bundlePath ?? "from the nodes")",
                 "bundle_version": "\(view.bundle.version)", "bundle_digest": "\(view.bundle.digest)",
                 "decision": "\(quorum == nil ? "none (503)" : "quorum, threshold \(quorum!.threshold)")",
             ])

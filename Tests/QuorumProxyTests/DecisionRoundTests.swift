@@ -232,6 +232,67 @@ struct DecisionRoundTests {
         #expect(signers == [2, 3, 4])
     }
 
+    @Test(
+        "a chosen signer that hangs is given up when the per-signer budget passes: the k nodes that allowed sign at once"
+    )
+    func hungSigner() {
+        var round = Self.round()
+        _ = round.received(Self.answer(1, .allow))
+        _ = round.received(Self.answer(3, .allow))
+        #expect(isWait(round.received(Self.answer(4, .allow, share: false))), "before the budget, signer 2 is awaited")
+        guard case .sign(let claims, let signers) = round.signerBudgetPassed() else {
+            Issue.record("the budget passed, three nodes allowed, and no sign request round followed")
+            return
+        }
+        #expect(round.overdueSigners == [2])
+        #expect(signers == [1, 3, 4] && claims.signers == [1, 3, 4])
+        #expect(isWait(round.received(Self.answer(2, .allow))), "a late answer does not start another signing")
+        guard case .finish(.allow(let signed, _, let verdicts, _)) = round.signed([8]) else {
+            Issue.record("the sign request round's signature did not finish the allow")
+            return
+        }
+        #expect(signed.signers == [1, 3, 4] && verdicts.count == 3)
+    }
+
+    @Test("signers that answer after the budget passed still count: their optimistic shares are aggregated")
+    func slowSignersStillCount() {
+        var round = Self.round()
+        _ = round.failed(4, reason: "connection refused")
+        _ = round.received(Self.answer(1, .allow))
+        #expect(isWait(round.signerBudgetPassed()), "one allow and two nodes still to answer: nothing to sign yet")
+        #expect(round.overdueSigners == [2, 3])
+        #expect(isWait(round.received(Self.answer(2, .allow))))
+        guard case .aggregate(let claims, let shares) = round.received(Self.answer(3, .allow)) else {
+            Issue.record("the optimistic signers all answered with shares and were not aggregated")
+            return
+        }
+        #expect(claims.signers == [1, 2, 3] && shares.count == 3)
+    }
+
+    @Test("the budget also ends the wait for a chosen signer of a deny receipt")
+    func hungSignerOfDeny() {
+        var round = Self.round(signers: [2, 3, 4])
+        _ = round.received(Self.answer(1, .deny))
+        _ = round.received(Self.answer(2, .deny))
+        #expect(isWait(round.received(Self.answer(3, .deny))))
+        guard case .sign(let claims, let signers) = round.signerBudgetPassed() else {
+            Issue.record("three identical denies were not signed once the budget passed")
+            return
+        }
+        #expect(claims.decision == .deny && signers == [1, 2, 3])
+    }
+
+    @Test("the budget passing after the decision changes nothing")
+    func budgetAfterDecision() {
+        var round = Self.round()
+        _ = round.received(Self.answer(1, .allow))
+        _ = round.received(Self.answer(2, .allow))
+        _ = round.received(Self.answer(3, .allow))
+        _ = round.signed([1])
+        #expect(isWait(round.signerBudgetPassed()))
+        #expect(round.overdueSigners.isEmpty)
+    }
+
     func isWait(_ next: DecisionRound.Next) -> Bool {
         if case .wait = next { return true }
         return false

@@ -1,10 +1,15 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import QuorumCrypto
+import QuorumIdentity
+import QuorumNode
 import QuorumPolicy
+import QuorumTestKit
 import Testing
 
 @testable import QuorumProxy
@@ -126,6 +131,124 @@ struct ProxyFrontTests {
             #expect(decisionNames.contains("x-kept"))
             #expect(call.decisionRequest.body == Array("{\"a\":1}".utf8))
             #expect(call.decisionRequest.hasCompleteBody)
+        }
+    }
+
+    /// An HTTPS client trusting `harness`'s CA, presenting `<stem>.pem` when a stem is given.
+    static func tlsClient(_ harness: ProxyHarness, presenting stem: String?) throws -> HTTPClient {
+        let directory = try #require(harness.certificates)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(directory + "/ca.pem"))
+        if let stem {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(directory + "/\(stem).pem").map {
+                .certificate($0)
+            }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: directory + "/\(stem).key", format: .pem))
+        }
+        return HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+    }
+
+    @Test(
+        "The HTTPS listener passes the SHA-256 of the presented client certificate to the decision, none without one, and forwards with X-Forwarded-Proto: https"
+    )
+    func tlsListener() async throws {
+        try await ProxyHarness.with(tls: true) { call, context in
+            allow(call, upstream: context.upstream + "/echo", credential: nil, recorder: context.recorder)
+        } _: { proxy in
+            let presenting = try Self.tlsClient(proxy, presenting: "node-1")
+            let other = try Self.tlsClient(proxy, presenting: "operator")
+            let anonymous = try Self.tlsClient(proxy, presenting: nil)
+            do { try await Self.checkTLS(proxy, presenting, other, anonymous) } catch {
+                for client in [presenting, other, anonymous] { try? await client.shutdown() }
+                throw error
+            }
+            for client in [presenting, other, anonymous] { try await client.shutdown() }
+        }
+    }
+
+    static func checkTLS(
+        _ proxy: ProxyHarness, _ presenting: HTTPClient, _ other: HTTPClient, _ anonymous: HTTPClient
+    ) async throws {
+        let directory = try #require(proxy.certificates)
+        let expected = sha256Digest(try NIOSSLCertificate.fromPEMFile(directory + "/node-1.pem")[0].toDERBytes())
+        let otherExpected = sha256Digest(
+            try NIOSSLCertificate.fromPEMFile(directory + "/operator.pem")[0].toDERBytes())
+
+        let answer = try await proxy.send(.GET, "/probe/tls", client: presenting, base: proxy.tlsURL)
+        #expect(answer.status == 200, "\(answer.body)")
+        let forwarded = echoedHeaders(try json(answer.body)).filter { $0.name.lowercased() == "x-forwarded-proto" }
+        #expect(forwarded.map(\.value) == ["https"])
+        #expect(proxy.recorder.calls.last?.decisionRequest.clientCertificateSHA256 == expected)
+
+        _ = try await proxy.send(.GET, "/probe/tls", client: other, base: proxy.tlsURL)
+        #expect(proxy.recorder.calls.last?.decisionRequest.clientCertificateSHA256 == otherExpected)
+
+        let withoutCertificate = try await proxy.send(.GET, "/probe/tls", client: anonymous, base: proxy.tlsURL)
+        #expect(withoutCertificate.status == 200)
+        #expect(proxy.recorder.calls.count == 3)
+        #expect(proxy.recorder.calls.last?.decisionRequest.clientCertificateSHA256 == nil)
+
+        let plain = try await proxy.send(.GET, "/probe/tls")
+        #expect(plain.status == 200)
+        #expect(proxy.recorder.calls.last?.decisionRequest.clientCertificateSHA256 == nil)
+        let plainProto = echoedHeaders(try json(plain.body)).filter { $0.name.lowercased() == "x-forwarded-proto" }
+        #expect(plainProto.map(\.value) == ["http"])
+    }
+
+    @Test("A [tls] key that does not belong to its certificate is refused when the listeners are built, naming it")
+    func tlsKeyMismatch() async throws {
+        let directory = try TestKit.temporaryDirectory("proxy-tls-mismatch").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try CertificateFiles.initialize(
+            CertificateDirectory(directory), plan: ClusterCertificatesPlan(nodes: 1), force: true)
+        var configuration = ProxyConfiguration(
+            file: "proxy.toml", listen: NodeAddress(host: "127.0.0.1", port: 0), bundlePath: "", trustedSigners: [])
+        configuration.tls = AgentTLSSettings(
+            listen: NodeAddress(host: "127.0.0.1", port: 0), certificate: directory + "/proxy.pem",
+            privateKey: directory + "/node-1.key")
+        let runtime = ProxyRuntime(
+            configuration: configuration, routing: RoutingTable(.empty), authorizer: UnavailableAuthorizer(),
+            logger: Logger(label: "test"))
+        let error = #expect(throws: ProxyConfigurationError.self) { _ = try runtime.services() }
+        #expect(error?.key == "tls.private_key")
+        #expect(error?.description.contains("node-1.key") == true, "\(String(describing: error))")
+        configuration.tls?.privateKey = directory + "/missing.key"
+        let second = ProxyRuntime(
+            configuration: configuration, routing: RoutingTable(.empty), authorizer: UnavailableAuthorizer(),
+            logger: Logger(label: "test"))
+        let missing = #expect(throws: ProxyConfigurationError.self) { _ = try second.services() }
+        #expect(missing?.description.contains("missing.key") == true, "\(String(describing: missing))")
+        try await runtime.client.shutdown()
+        try await second.client.shutdown()
+    }
+
+    @Test(
+        "Server-Timing on every answer after asking: verdict, signing, upstream and total on a forwarded call; no upstream on a deny; none on a 404"
+    )
+    func serverTiming() async throws {
+        try await ProxyHarness.with(decide: { call, context in
+            if call.decisionRequest.target.hasSuffix("/denied") {
+                return .deny(
+                    DeniedCall(receipt: nil, reasons: [NodeReason(node: 1, decision: "deny", reason: "x: no")]))
+            }
+            return allow(call, upstream: context.upstream, recorder: context.recorder)
+        }) { proxy in
+            func metrics(_ headers: HTTPHeaders) -> [String] {
+                (headers.first(name: "Server-Timing") ?? "").split(separator: ",").map {
+                    String($0.split(separator: ";")[0]).trimmingCharacters(in: .whitespaces)
+                }
+            }
+            let allowed = try await proxy.send(.GET, "/openai/v1/models")
+            #expect(allowed.status == 200)
+            #expect(metrics(allowed.headers) == ["verdict", "signing", "upstream", "total"])
+            let denied = try await proxy.send(.GET, "/openai/denied")
+            #expect(denied.status == 403)
+            #expect(metrics(denied.headers) == ["verdict", "signing", "total"])
+            let noMount = try await proxy.send(.GET, "/elsewhere")
+            #expect(noMount.status == 404)
+            #expect(noMount.headers.first(name: "Server-Timing") == nil, "nothing was asked")
         }
     }
 

@@ -5,8 +5,10 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import QuorumCrypto
+import QuorumIdentity
 import QuorumNode
 import QuorumPolicy
+import QuorumTestKit
 import ServiceLifecycle
 import Testing
 
@@ -130,14 +132,22 @@ struct ProxyHarness {
     let logs: LogCapture
     let recorder: Recorder
     let client: HTTPClient
+    /// The HTTPS listener's port, with `tls`.
+    let tlsPort: Int?
+    /// With `tls`: a directory from `CertificateFiles.initialize` (one node): `ca.pem`, the
+    /// proxy's server certificate `proxy.pem`, and `node-1` and `operator` to present as
+    /// client certificates.
+    let certificates: String?
 
     var proxyURL: String { "http://127.0.0.1:\(proxyPort)" }
+    var tlsURL: String { "https://127.0.0.1:\(tlsPort ?? 0)" }
     var upstreamURL: String { "http://127.0.0.1:\(upstreamPort)" }
 
     /// Runs `body` with a demo upstream and a proxy deciding with `decide`, then stops both.
     static func with(
         limits: RequestLimits = RequestLimits(),
         upstream: UpstreamConfiguration = UpstreamConfiguration(),
+        tls: Bool = false,
         decide: @escaping @Sendable (AgentCall, ProxyHarnessContext) -> CallAuthorization,
         _ body: (ProxyHarness) async throws -> Void
     ) async throws {
@@ -157,6 +167,17 @@ struct ProxyHarness {
             file: "test", listen: NodeAddress(host: "127.0.0.1", port: 0), bundlePath: "", trustedSigners: [])
         configuration.limits = limits
         configuration.upstream = upstream
+        var certificates: String?
+        if tls {
+            let directory = try TestKit.temporaryDirectory("proxy-tls").path
+            try CertificateFiles.initialize(
+                CertificateDirectory(directory), plan: ClusterCertificatesPlan(nodes: 1), force: true)
+            configuration.tls = AgentTLSSettings(
+                listen: NodeAddress(host: "127.0.0.1", port: 0), certificate: directory + "/proxy.pem",
+                privateKey: directory + "/proxy.key")
+            certificates = directory
+        }
+        defer { if let certificates { try? FileManager.default.removeItem(atPath: certificates) } }
         let context = ProxyHarnessContext(upstream: "http://127.0.0.1:\(upstreamPort)", recorder: recorder)
         let runtime = ProxyRuntime(
             configuration: configuration,
@@ -164,15 +185,25 @@ struct ProxyHarness {
             authorizer: FixedAuthorizer(recorder: recorder) { decide($0, context) },
             logger: logs.logger("quorum-proxy"))
         let proxyPorts = AsyncStream.makeStream(of: Int.self)
+        let tlsPorts = AsyncStream.makeStream(of: Int.self)
         let proxyGroup = ServiceGroup(
-            services: runtime.services { port in proxyPorts.continuation.yield(port) }, logger: Logger(label: "group"))
+            services: try runtime.services(
+                onListening: { port in proxyPorts.continuation.yield(port) },
+                onTLSListening: { port in tlsPorts.continuation.yield(port) }),
+            logger: Logger(label: "group"))
         let proxyTask = Task { try await proxyGroup.run() }
         var proxyIterator = proxyPorts.stream.makeAsyncIterator()
         let proxyPort = try #require(await proxyIterator.next())
+        var tlsPort: Int?
+        if tls {
+            var tlsIterator = tlsPorts.stream.makeAsyncIterator()
+            tlsPort = try #require(await tlsIterator.next())
+        }
 
         let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup)
         let harness = ProxyHarness(
-            upstreamPort: upstreamPort, proxyPort: proxyPort, logs: logs, recorder: recorder, client: client)
+            upstreamPort: upstreamPort, proxyPort: proxyPort, logs: logs, recorder: recorder, client: client,
+            tlsPort: tlsPort, certificates: certificates)
         do {
             try await body(harness)
         } catch {
@@ -193,9 +224,10 @@ struct ProxyHarness {
     func send(
         _ method: HTTPMethod = .GET, _ path: String, token: String? = TestLatch.token.text,
         headers: [(String, String)] = [],
-        body: String? = nil
+        body: String? = nil, client: HTTPClient? = nil, base: String? = nil
     ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
-        var request = HTTPClientRequest(url: proxyURL + path)
+        let client = client ?? self.client
+        var request = HTTPClientRequest(url: (base ?? proxyURL) + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer " + token) }
         for (name, value) in headers { request.headers.add(name: name, value: value) }

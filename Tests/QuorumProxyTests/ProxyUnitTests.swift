@@ -1,5 +1,6 @@
 import Foundation
 import QuorumCrypto
+import QuorumNode
 import QuorumPolicy
 import Testing
 
@@ -222,5 +223,73 @@ struct ProxyUnitTests {
                 baseDirectory: "/")
         }
         #expect(noBundle?.key == "bundle.file", "without [cluster] the bundle file is required")
+
+        #expect(parsed.cluster?.signerBudget == nil)
+        #expect(parsed.cluster?.effectiveSignerBudget == .milliseconds(500), "a third of the decision timeout")
+        let budgeted = try ProxyConfiguration.parse(
+            "listen = \"127.0.0.1:8080\"\ndata_dir = \"d\"\n"
+                + cluster.replacingOccurrences(
+                    of: "decision_timeout_ms = 1500", with: "decision_timeout_ms = 1500\nsigner_budget_ms = 300"),
+            file: "p.toml", baseDirectory: "/")
+        #expect(budgeted.cluster?.effectiveSignerBudget == .milliseconds(300))
+        let tooLong = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                "listen = \"127.0.0.1:1\"\ndata_dir = \"d\"\n"
+                    + cluster.replacingOccurrences(
+                        of: "decision_timeout_ms = 1500", with: "decision_timeout_ms = 1500\nsigner_budget_ms = 1500"),
+                file: "p.toml", baseDirectory: "/")
+        }
+        #expect(tooLong?.key == "cluster.signer_budget_ms")
+        #expect(tooLong?.reason.contains("not below decision_timeout_ms") == true, "\(String(describing: tooLong))")
+    }
+
+    @Test("Configuration: [tls] adds the HTTPS listener; its keys are required and unknown ones named")
+    func tlsConfiguration() throws {
+        let base = """
+            listen = "127.0.0.1:8080"
+            [bundle]
+            file = "b.json"
+            trusted_signers = ["\(String(repeating: "ab", count: 32))"]
+
+            """
+        let plain = try ProxyConfiguration.parse(base, file: "p.toml", baseDirectory: "/etc/quorum")
+        #expect(plain.tls == nil)
+        let parsed = try ProxyConfiguration.parse(
+            base
+                + "[tls]\nlisten = \"0.0.0.0:8443\"\ncertificate = \"tls/proxy.pem\"\nprivate_key = \"tls/proxy.key\"\n",
+            file: "p.toml", baseDirectory: "/etc/quorum")
+        #expect(parsed.tls?.listen == NodeAddress(host: "0.0.0.0", port: 8443))
+        #expect(parsed.tls?.certificate == "/etc/quorum/tls/proxy.pem")
+        #expect(parsed.tls?.privateKey == "/etc/quorum/tls/proxy.key")
+        let missingKey = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                base + "[tls]\nlisten = \"0.0.0.0:8443\"\ncertificate = \"c.pem\"\n", file: "p.toml", baseDirectory: "/"
+            )
+        }
+        #expect(missingKey?.key == "tls.private_key")
+        let unknown = #expect(throws: ProxyConfigurationError.self) {
+            try ProxyConfiguration.parse(
+                base
+                    + "[tls]\nlisten = \"0.0.0.0:8443\"\ncertificate = \"c\"\nprivate_key = \"k\"\nclient_ca = \"x\"\n",
+                file: "p.toml", baseDirectory: "/")
+        }
+        #expect(unknown?.key == "tls.client_ca")
+    }
+
+    @Test("Server-Timing durations are milliseconds with three decimals, never negative")
+    func serverTimingFormat() {
+        #expect(ServerTiming.milliseconds(.microseconds(1234)) == "1.234")
+        #expect(ServerTiming.milliseconds(.zero) == "0.000")
+        #expect(ServerTiming.milliseconds(.seconds(2) + .microseconds(5)) == "2000.005")
+        #expect(ServerTiming.milliseconds(.nanoseconds(999)) == "0.000")
+        #expect(ServerTiming.milliseconds(.milliseconds(-3)) == "0.000")
+        var timing = ServerTiming(
+            decision: DecisionTimings(verdict: .microseconds(1500), signing: .zero, credential: .microseconds(20)))
+        timing.add("upstream", .milliseconds(3))
+        #expect(
+            timing.headerValue == "verdict;dur=1.500, signing;dur=0.000, credential;dur=0.020, upstream;dur=3.000")
+        #expect(
+            ServerTiming(decision: DecisionTimings(verdict: .zero)).headerValue
+                == "verdict;dur=0.000, signing;dur=0.000")
     }
 }

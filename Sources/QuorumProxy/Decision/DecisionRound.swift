@@ -19,6 +19,11 @@ import QuorumProtocol
 ///   otherwise;
 /// - **unavailable** when fewer than k answered (every node answered or failed, or the deadline
 ///   passed), or an allow could not be signed: nothing is ever allowed on less.
+///
+/// A chosen signer that hangs does not hold the call to its deadline: once the per-signer budget
+/// passes (the shell says so with ``signerBudgetPassed()``), optimistic signers that have not
+/// answered are no longer waited for, and k nodes that did reach the decision sign it in a sign
+/// request round instead.
 public struct DecisionRound: Sendable {
     /// One node's checked answer: its verdict (whose signature under the node's identity key the
     /// shell verified), the claims it stands for, and its shares, each already verified.
@@ -90,6 +95,7 @@ public struct DecisionRound: Sendable {
     private var answers: [UInt16: Answer] = [:]
     private var failures: [UInt16: String] = [:]
     private var signingFailures: Set<UInt16> = []
+    private var overdue: Set<UInt16> = []
     private var signRounds = 0
     private var pending: (decision: ReceiptClaims.Decision, claims: ReceiptClaims)?
     private var finished = false
@@ -146,6 +152,19 @@ public struct DecisionRound: Sendable {
         signingFailures.formUnion(nodes)
         return next()
     }
+
+    /// The per-signer budget passed: the optimistic signers that have neither answered nor failed
+    /// yet are not waited for any more. They still count if they answer later (as any node that
+    /// allowed, they may then sign in a sign request round), but k nodes that reached the same
+    /// decision without them sign it now.
+    public mutating func signerBudgetPassed() -> Next {
+        guard !finished else { return .wait }
+        overdue.formUnion(optimisticSigners.filter { answers[$0] == nil && failures[$0] == nil })
+        return next()
+    }
+
+    /// The optimistic signers given up on when the per-signer budget passed, ascending.
+    public var overdueSigners: [UInt16] { overdue.sorted() }
 
     /// The call's deadline passed: decide with what there is.
     public mutating func deadlinePassed() -> Next {
@@ -240,9 +259,10 @@ public struct DecisionRound: Sendable {
             pending = (decision, Self.withSigners(claims, optimisticSigners))
             return .aggregate(claims: Self.withSigners(claims, optimisticSigners), shares: optimistic.map { $0.share! })
         }
-        // An optimistic signer that has not answered yet may still complete the optimistic set.
+        // An optimistic signer that has not answered yet may still complete the optimistic set,
+        // unless the per-signer budget passed without its answer.
         if signRounds == 0,
-            optimisticSigners.contains(where: { answers[$0] == nil && failures[$0] == nil })
+            optimisticSigners.contains(where: { answers[$0] == nil && failures[$0] == nil && !overdue.contains($0) })
         {
             return .wait
         }

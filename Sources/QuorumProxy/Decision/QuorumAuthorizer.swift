@@ -31,17 +31,23 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         public var routing: RoutingTable
         /// How long a call may wait for its decision, signing included.
         public var decisionTimeout: Duration
+        /// How long a chosen signer is waited for before k other nodes that reached the decision
+        /// sign it instead (``DecisionRound/signerBudgetPassed()``); also the bound on each share
+        /// of a sign request round, and on waiting for a node's commitments when its cache is empty.
+        public var signerBudget: Duration
 
-        /// The parts.
+        /// The parts; the per-signer budget defaults to a third of the decision timeout.
         public init(
             coordinator: SigningCoordinator, sealingGroup: PublicKeyPackage<Ed25519Suite>,
-            credentials: SealedCredentialDirectory, routing: RoutingTable, decisionTimeout: Duration
+            credentials: SealedCredentialDirectory, routing: RoutingTable, decisionTimeout: Duration,
+            signerBudget: Duration? = nil
         ) {
             self.coordinator = coordinator
             self.sealingGroup = sealingGroup
             self.credentials = credentials
             self.routing = routing
             self.decisionTimeout = decisionTimeout
+            self.signerBudget = signerBudget ?? decisionTimeout / 3
         }
     }
 
@@ -96,6 +102,12 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
 
     /// Decides `call` with the quorum.
     public func authorize(_ call: AgentCall) async -> CallAuthorization {
+        await authorizeTimed(call).authorization
+    }
+
+    /// Decides `call` with the quorum and says where the time went: the verdict round, sign
+    /// request rounds, and the receipt check with the credential's opening.
+    public func authorizeTimed(_ call: AgentCall) async -> TimedAuthorization {
         let start = ContinuousClock.now
         let deadline = start + parts.decisionTimeout
         let requestID = call.decisionRequest.requestID
@@ -104,7 +116,9 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         do {
             request = try Self.decideRequest(call, signers: slots.map(\.slot))
         } catch {
-            return .unavailable(reason: "cannot build the decision request: \(error)")
+            return TimedAuthorization(
+                authorization: .unavailable(reason: "cannot build the decision request: \(error)"),
+                timings: DecisionTimings(verdict: ContinuousClock.now - start))
         }
         let commitments = slots.map(\.commitment)
         var sessions: [[UInt8]: SigningSession<Ed25519Suite>] = [:]
@@ -115,6 +129,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
 
         enum Event: Sendable {
             case answer(UInt16, Result<DecideResponse, SigningCoordinator.SigningError>)
+            case signerBudget
             case deadline
         }
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
@@ -132,6 +147,10 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             }
         }
         let timer = Task {
+            let budget = start + parts.signerBudget
+            if budget < deadline, (try? await Task.sleep(until: budget, clock: .continuous)) != nil {
+                continuation.yield(.signerBudget)
+            }
             try? await Task.sleep(until: deadline, clock: .continuous)
             continuation.yield(.deadline)
         }
@@ -141,10 +160,21 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         }
 
         var next = DecisionRound.Next.wait
+        var signing = Duration.zero
         eventLoop: for await event in events {
             switch event {
             case .deadline:
                 next = round.deadlinePassed()
+            case .signerBudget:
+                next = round.signerBudgetPassed()
+                for node in round.overdueSigners {
+                    markDown(node)
+                    logger.warning(
+                        "a chosen signer did not answer within the per-signer budget; signing without it",
+                        metadata: [
+                            "request_id": "\(requestID)", "node": "\(node)", "budget": "\(parts.signerBudget)",
+                        ])
+                }
             case .answer(let node, .failure(let error)):
                 markDown(node)
                 next = round.failed(node, reason: error.description)
@@ -179,16 +209,27 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 case .aggregate(let claims, let shares):
                     next = aggregate(claims, shares: shares, commitments: commitments, round: &round)
                 case .sign(let claims, let signers):
-                    next = await signAgain(claims, signers: signers, requestID: requestID, round: &round)
+                    let signStart = ContinuousClock.now
+                    next = await signAgain(
+                        claims, signers: signers, requestID: requestID, deadline: deadline, round: &round)
+                    signing += ContinuousClock.now - signStart
                 }
             }
         }
+        let decided = ContinuousClock.now
+        var timings = DecisionTimings(verdict: decided - start - signing, signing: signing)
         guard case .finish(let outcome) = next else {
-            return .unavailable(reason: "the decision round ended without a decision")
+            return TimedAuthorization(
+                authorization: .unavailable(reason: "the decision round ended without a decision"), timings: timings)
         }
         let authorization = finish(outcome, call: call, records: &records, allowed: allowed)
-        logger.debug("decided", metadata: ["request_id": "\(requestID)", "elapsed": "\(ContinuousClock.now - start)"])
-        return authorization
+        let finished = ContinuousClock.now
+        switch authorization {
+        case .allow, .answer: timings.credential = finished - decided
+        case .deny, .unavailable: break
+        }
+        logger.debug("decided", metadata: ["request_id": "\(requestID)", "elapsed": "\(finished - start)"])
+        return TimedAuthorization(authorization: authorization, timings: timings)
     }
 
     /// The decide request for `call`, naming `signers`.
@@ -215,29 +256,40 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
 
     /// One cached commitment from each of k nodes believed up, lowest ids first, skipping nodes
     /// whose commitment cannot be had; fewer than k when not enough can (the round then signs in a
-    /// sign request round, or finds too few answers).
+    /// sign request round, or finds too few answers). A cached commitment is taken without
+    /// waiting; a node whose cache is empty is waited for at most the per-signer budget, so a
+    /// node that hangs cannot hold the call here either.
     private func optimisticSlots(deadline: ContinuousClock.Instant) async -> [PickedSlot] {
         let now = ContinuousClock.now
         let down = downUntil.withLockedValue { table in Set(table.filter { $0.value > now }.keys) }
         let ordered = nodeIDs.filter { !down.contains($0) } + nodeIDs.filter { down.contains($0) }
         var picked: [PickedSlot] = []
         var index = 0
+        let budget = parts.signerBudget
         while picked.count < threshold, index < ordered.count, ContinuousClock.now < deadline {
             let batch = Array(ordered[index..<min(ordered.count, index + threshold - picked.count)])
             index += batch.count
             let results = await withTaskGroup(of: PickedSlot?.self) { group in
                 for node in batch {
                     group.addTask {
-                        do {
-                            let commitment = try await self.parts.coordinator.nextCommitment(from: node)
-                            let slot = try SignerSlot(
+                        let coordinator = self.parts.coordinator
+                        let found: SigningCoordinator.Commitment?
+                        if let cached = coordinator.cachedCommitment(from: node) {
+                            found = cached
+                        } else {
+                            found = await Self.within(min(budget, deadline - ContinuousClock.now)) {
+                                try? await coordinator.nextCommitment(from: node)
+                            }
+                        }
+                        guard let commitment = found,
+                            let slot = try? SignerSlot(
                                 identifier: node, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
                                 commitment: commitment.entry.commitment)
-                            return PickedSlot(slot: slot, commitment: commitment)
-                        } catch {
+                        else {
                             self.markDown(node)
                             return nil
                         }
+                        return PickedSlot(slot: slot, commitment: commitment)
                     }
                 }
                 var results: [PickedSlot] = []
@@ -247,6 +299,35 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             picked += results
         }
         return picked.sorted { $0.slot.identifier < $1.slot.identifier }
+    }
+
+    /// What `operation` returns if it finishes within `limit`, else `nil` at once; an operation
+    /// still running then is left to finish on its own (a commitment batch in flight still fills
+    /// the cache for later calls).
+    static func within<T: Sendable>(
+        _ limit: Duration, _ operation: @escaping @Sendable () async -> T?
+    ) async -> T? {
+        guard limit > .zero else { return nil }
+        let resumed = NIOLockedValueBox(false)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            let claim: @Sendable () -> Bool = {
+                resumed.withLockedValue { done in
+                    defer { done = true }
+                    return !done
+                }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if claim() { continuation.resume(returning: nil) }
+            }
+            Task {
+                let value = await operation()
+                if claim() {
+                    timer.cancel()
+                    continuation.resume(returning: value)
+                }
+            }
+        }
     }
 
     private func markDown(_ node: UInt16) {
@@ -391,13 +472,20 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     }
 
     /// A sign request round with `signers` over `claims` (whose signer set is `signers`): each
-    /// node checks that the message stands for the decision it recorded for the request id.
+    /// node checks that the message stands for the decision it recorded for the request id. Each
+    /// share is waited for at most the per-signer budget (and never past `deadline`): a signer
+    /// that hangs fails the round naming itself, and the next round signs without it.
     private func signAgain(
-        _ claims: ReceiptClaims, signers: [UInt16], requestID: String, round: inout DecisionRound
+        _ claims: ReceiptClaims, signers: [UInt16], requestID: String, deadline: ContinuousClock.Instant,
+        round: inout DecisionRound
     ) async -> DecisionRound.Next {
+        let left = deadline - ContinuousClock.now
+        guard left > .zero else { return round.deadlinePassed() }
         do {
             let message = try Receipt.signingInput(claims: claims, groupKey: groupKey)
-            let signature = try await parts.coordinator.sign(requestID: requestID, message: message, signers: signers)
+            let signature = try await parts.coordinator.sign(
+                requestID: requestID, message: message, signers: signers,
+                shareDeadline: min(parts.signerBudget, left))
             guard Ed25519KeyPair.verify(signature: signature.bytes, message: message, publicKey: groupKey) else {
                 return round.signingFailed(nodes: [])
             }
@@ -405,6 +493,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         } catch let error as SigningCoordinator.SigningError {
             logger.info(
                 "sign request round failed", metadata: ["request_id": "\(requestID)", "reason": "\(error)"])
+            if let node = error.node, error.code == .transport { markDown(node) }
             return round.signingFailed(nodes: error.node.map { [$0] } ?? [])
         } catch {
             return round.signingFailed(nodes: [])

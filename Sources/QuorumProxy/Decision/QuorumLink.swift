@@ -93,7 +93,7 @@ public struct QuorumLink: Sendable {
             return try QuorumAuthorizer(
                 QuorumAuthorizer.Parts(
                     coordinator: coordinator, sealingGroup: sealingGroup, credentials: credentials, routing: routing,
-                    decisionTimeout: settings.decisionTimeout),
+                    decisionTimeout: settings.decisionTimeout, signerBudget: settings.effectiveSignerBudget),
                 logger: logger)
         } catch {
             throw QuorumLinkError("\(settings.group): \(error)")
