@@ -134,17 +134,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         }
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
         for node in nodeIDs {
-            Task {
-                let result: Result<DecideResponse, SigningCoordinator.SigningError>
-                do throws(SigningCoordinator.SigningError) {
-                    result = .success(
-                        try await self.parts.coordinator.ask(
-                            node, request, DecideResponse.self, deadline: deadline - ContinuousClock.now))
-                } catch {
-                    result = .failure(error)
-                }
-                continuation.yield(.answer(node, result))
-            }
+            Task { continuation.yield(.answer(node, await self.decide(request, at: node, deadline: deadline))) }
         }
         let timer = Task {
             let budget = start + parts.signerBudget
@@ -232,6 +222,20 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         return TimedAuthorization(authorization: authorization, timings: timings)
     }
 
+    /// Node `node`'s answer to `request`, or why there is none. A function of its own rather than
+    /// inline in the task's closure: typed throws caught inline in a child task's closure crashed
+    /// the concurrency runtime in release builds (see `NodeClient.answer`).
+    private func decide(
+        _ request: DecideRequest, at node: UInt16, deadline: ContinuousClock.Instant
+    ) async -> Result<DecideResponse, SigningCoordinator.SigningError> {
+        do throws(SigningCoordinator.SigningError) {
+            return .success(
+                try await parts.coordinator.ask(node, request, DecideResponse.self, deadline: deadline - .now))
+        } catch {
+            return .failure(error)
+        }
+    }
+
     /// The decide request for `call`, naming `signers`.
     static func decideRequest(_ call: AgentCall, signers: [SignerSlot]) throws(WireError) -> DecideRequest {
         let decision = call.decisionRequest
@@ -271,26 +275,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             index += batch.count
             let results = await withTaskGroup(of: PickedSlot?.self) { group in
                 for node in batch {
-                    group.addTask {
-                        let coordinator = self.parts.coordinator
-                        let found: SigningCoordinator.Commitment?
-                        if let cached = coordinator.cachedCommitment(from: node) {
-                            found = cached
-                        } else {
-                            found = await Self.within(min(budget, deadline - ContinuousClock.now)) {
-                                try? await coordinator.nextCommitment(from: node)
-                            }
-                        }
-                        guard let commitment = found,
-                            let slot = try? SignerSlot(
-                                identifier: node, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
-                                commitment: commitment.entry.commitment)
-                        else {
-                            self.markDown(node)
-                            return nil
-                        }
-                        return PickedSlot(slot: slot, commitment: commitment)
-                    }
+                    group.addTask { await self.slot(of: node, waitingAtMost: min(budget, deadline - .now)) }
                 }
                 var results: [PickedSlot] = []
                 for await result in group { if let result { results.append(result) } }
@@ -299,6 +284,39 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             picked += results
         }
         return picked.sorted { $0.slot.identifier < $1.slot.identifier }
+    }
+
+    /// Node `node`'s signer slot: a cached commitment taken at once, else one waited for at most
+    /// `limit`; `nil` (and the node passed over for a while) when none can be had. A function of
+    /// its own rather than inline in the task-group child: typed throws caught inline there
+    /// crashed the concurrency runtime in release builds (see `NodeClient.answer`).
+    private func slot(of node: UInt16, waitingAtMost limit: Duration) async -> PickedSlot? {
+        let coordinator = parts.coordinator
+        var found = coordinator.cachedCommitment(from: node)
+        if found == nil {
+            found = await Self.within(limit) { await Self.fetchedCommitment(coordinator, node) }
+        }
+        guard let commitment = found else {
+            markDown(node)
+            return nil
+        }
+        do throws(WireError) {
+            let slot = try SignerSlot(
+                identifier: node, bootEpoch: commitment.bootEpoch, nonceID: commitment.entry.nonceID,
+                commitment: commitment.entry.commitment)
+            return PickedSlot(slot: slot, commitment: commitment)
+        } catch {
+            markDown(node)
+            return nil
+        }
+    }
+
+    private static func fetchedCommitment(
+        _ coordinator: SigningCoordinator, _ node: UInt16
+    ) async -> SigningCoordinator.Commitment? {
+        do throws(SigningCoordinator.SigningError) { return try await coordinator.nextCommitment(from: node) } catch {
+            return nil
+        }
     }
 
     /// What `operation` returns if it finishes within `limit`, else `nil` at once; an operation
