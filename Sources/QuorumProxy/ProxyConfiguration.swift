@@ -183,15 +183,9 @@ public struct ProxyConfiguration: Sendable {
 
     /// Reads and checks the configuration at `path`.
     public static func load(path: String) throws(ProxyConfigurationError) -> ProxyConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ProxyConfigurationError(
-                file: path, key: "", "cannot read the configuration file (\(error.localizedDescription))")
-        }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return try parse(text, file: path, baseDirectory: base)
+        let contents: (text: String, base: String)
+        do { contents = try TOMLFieldReader.contents(of: path) } catch { throw ProxyConfigurationError(error) }
+        return try parse(contents.text, file: path, baseDirectory: contents.base)
     }
 
     /// Parses configuration `text` read from `file`, resolving relative paths against

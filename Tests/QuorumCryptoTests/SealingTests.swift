@@ -62,6 +62,23 @@ struct SealingTests {
         }
         #expect(error?.code == .invalidDecryptionShare)
         #expect(error?.culprits == [try Identifier(2)])
+        // Without the proof checks the wrong share makes a wrong key, which the AEAD refuses: a
+        // wrong plaintext is never returned.
+        let unchecked = #expect(throws: CryptoError.self) {
+            _ = try ThresholdSealing.open(
+                box, shares: Array(shares.prefix(2)), group: group, associatedData: Array("openai".utf8),
+                checkingProofs: false)
+        }
+        #expect(unchecked?.code != nil)
+        let honest = try keys.map { try ThresholdSealing<Secp256k1Suite>.decryptionShare(for: box, key: $0) }
+        #expect(
+            try ThresholdSealing.open(
+                box, shares: Array(honest.prefix(2)), group: group, associatedData: Array("openai".utf8),
+                checkingProofs: false
+            ).copyBytes()
+                == ThresholdSealing.open(
+                    box, shares: Array(honest.prefix(2)), group: group, associatedData: Array("openai".utf8)
+                ).copyBytes())
         #expect(try !ThresholdSealing.verify(shares[1], for: box, group: group))
         // A share made for another box is also rejected.
         let (_, _, otherBox) = try sealed(Secp256k1Suite.self, k: 2, n: 3)

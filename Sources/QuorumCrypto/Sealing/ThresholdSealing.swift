@@ -119,8 +119,14 @@ public enum ThresholdSealing<C: Ciphersuite> {
 
     /// Opens `box` from decryption shares of distinct holders; every share's proof is checked and
     /// an invalid one is refused naming its holder. The plaintext is returned in zeroizing memory.
+    ///
+    /// With `checkingProofs: false` the shares' proofs are not checked first: a wrong share then
+    /// yields a wrong key, which the AEAD tag refuses (`decryptionFailed`), so nothing wrong is
+    /// ever returned; a caller that wants the culprit checks the proofs after such a failure. It
+    /// saves one proof check (three scalar multiplications) per share on the common path.
     public static func open(
-        _ box: SealedBox, shares: [DecryptionShare<C>], group: PublicKeyPackage<C>, associatedData: [UInt8] = []
+        _ box: SealedBox, shares: [DecryptionShare<C>], group: PublicKeyPackage<C>, associatedData: [UInt8] = [],
+        checkingProofs: Bool = true
     ) throws(CryptoError) -> SecretBytes {
         guard group.purpose == .sealing else {
             throw CryptoError(
@@ -134,7 +140,9 @@ public enum ThresholdSealing<C: Ciphersuite> {
                 .unknownParticipant, "decryption shares from participants outside the group", culprits: unknown)
         }
         var invalid: [Identifier] = []
-        for share in shares where try !verify(share, for: box, group: group) { invalid.append(share.identifier) }
+        for share in shares where checkingProofs {
+            if try !verify(share, for: box, group: group) { invalid.append(share.identifier) }
+        }
         guard invalid.isEmpty else {
             throw CryptoError(.invalidDecryptionShare, "decryption share proof does not verify", culprits: invalid)
         }

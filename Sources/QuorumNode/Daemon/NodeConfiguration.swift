@@ -149,14 +149,7 @@ public struct NodeConfiguration: Sendable, Hashable {
 
     /// Reads and checks the configuration at `path`.
     public static func load(path: String) throws(NodeConfigurationError) -> NodeConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw NodeConfigurationError(
-                file: path, key: "", "cannot read the configuration file (\(error.localizedDescription))")
-        }
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let (text, base) = try TOMLFieldReader.contents(of: path)
         return try parse(text, file: path, baseDirectory: base)
     }
 
@@ -314,6 +307,19 @@ public struct NodeConfiguration: Sendable, Hashable {
 package struct TOMLFieldReader {
     package let file: String
     package let base: String
+
+    /// A configuration file's text and the directory its relative paths are resolved against.
+    package static func contents(of path: String) throws(NodeConfigurationError) -> (text: String, base: String) {
+        do {
+            return (
+                try String(contentsOfFile: path, encoding: .utf8),
+                URL(fileURLWithPath: path).deletingLastPathComponent().path
+            )
+        } catch {
+            throw NodeConfigurationError(
+                file: path, key: "", "cannot read the configuration file (\(error.localizedDescription))")
+        }
+    }
 
     /// A reader for `file`, resolving relative paths against `base`.
     package init(file: String, base: String) {

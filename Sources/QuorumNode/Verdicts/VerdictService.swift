@@ -36,6 +36,10 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     private let threadPool: NIOThreadPool
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
+    /// This node's decryption share of each credential record, by secret name: a share is a
+    /// function of the record's box and the node's sealing share only (its proof is a proof of
+    /// the same statement each time), so it is made once per record and key, not per call.
+    private let decryptionShares = NIOLockedValueBox<[String: (record: [UInt8], key: [UInt8], share: [UInt8])]>([:])
     /// Serialises evaluation and the state change it makes; held across the synced write, so the
     /// next evaluation sees this one's effect exactly as the store will after a crash.
     private let evaluation = NIOLock()
@@ -385,14 +389,24 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                     metadata: ["request": "\(requestID)", "secret": "\(secret)"])
                 return []
             }
+            let sealingKey = try keys.sealingGroup.verifyingKey.serialized()
+            // The node's own verifying share changes with a refresh (same group key, new shares).
+            let ownShare = try (keys.sealingGroup.verifyingShares[keys.sealing.identifier]?.serialized() ?? [])
+            if let cached = decryptionShares.withLockedValue({ $0[secret] }), cached.record == bytes,
+                cached.key == sealingKey + ownShare
+            {
+                return cached.share
+            }
             let record = try SealedCredential(decoding: bytes, file: "credential \(secret)")
-            guard record.sealingGroupKey == (try keys.sealingGroup.verifyingKey.serialized()) else {
+            guard record.sealingGroupKey == sealingKey else {
                 logger.warning(
                     "the sealed credential '\(secret)' is sealed to another group; seal it again",
                     metadata: ["request": "\(requestID)"])
                 return []
             }
-            return try ThresholdSealing<Ed25519Suite>.decryptionShare(for: record.box, key: keys.sealing).encoded()
+            let share = try ThresholdSealing<Ed25519Suite>.decryptionShare(for: record.box, key: keys.sealing).encoded()
+            decryptionShares.withLockedValue { $0[secret] = (bytes, sealingKey + ownShare, share) }
+            return share
         } catch {
             logger.error("cannot make a decryption share: \(error)", metadata: ["request": "\(requestID)"])
             return []

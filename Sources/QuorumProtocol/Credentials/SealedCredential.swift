@@ -70,7 +70,7 @@ public struct SealedCredential: Sendable, Equatable {
     /// over ``box``). Refuses a group other than the record's, invalid shares (naming their nodes)
     /// and a box that does not open under this record's name and key.
     public func open<C: Ciphersuite>(
-        shares: [DecryptionShare<C>], group: PublicKeyPackage<C>
+        shares: [DecryptionShare<C>], group: PublicKeyPackage<C>, checkingProofs: Bool = true
     ) throws(CryptoError) -> SecretBytes {
         let given = try group.verifyingKey.serialized()
         guard given == sealingGroupKey else {
@@ -78,7 +78,8 @@ public struct SealedCredential: Sendable, Equatable {
                 .groupKeyMismatch,
                 "credential '\(name)' is sealed to group key \(Hex.encode(sealingGroupKey)), not \(Hex.encode(given))")
         }
-        return try ThresholdSealing<C>.open(box, shares: shares, group: group, associatedData: associatedData)
+        return try ThresholdSealing<C>.open(
+            box, shares: shares, group: group, associatedData: associatedData, checkingProofs: checkingProofs)
     }
 
     // MARK: File form
