@@ -285,7 +285,7 @@ final class TestnetBringUp {
     /// Runs every step; returns what `up` prints at the end.
     func run() throws -> String {
         step("certificates, an operator key and configuration in \(layout.root)")
-        var certs = try CertsInit.parse(["--nodes", "\(nodes)", "--out", layout.certs])
+        let certs = try CertsInit.parse(["--nodes", "\(nodes)", "--out", layout.certs])
         try certs.run()
         let operatorKey = Hex.encode(try PolicyKeygen.generate(to: layout.operatorKey))
         Output.line("operator key: \(layout.operatorKey) (0600), public key \(operatorKey)")
@@ -340,9 +340,9 @@ final class TestnetBringUp {
         var tokenBytes = Array((token.text + "\n").utf8)
         try KeyFiles.writeSecretFile(SecretBytes(consuming: &tokenBytes), to: layout.token, replaceExisting: false)
         Output.line("token of latch '\(DemoBundle.latchID)': \(layout.token) (0600)")
-        var sign = try PolicySign.parse([layout.bundle, "--key", layout.operatorKey, "--out", layout.signedBundle])
+        let sign = try PolicySign.parse([layout.bundle, "--key", layout.operatorKey, "--out", layout.signedBundle])
         try sign.run()
-        var push = try PolicyPush.parse([
+        let push = try PolicyPush.parse([
             "--cluster", layout.clusterFile, "--certs-dir", layout.certs, "--timeout", "30", layout.signedBundle,
         ])
         try push.run()
@@ -366,12 +366,12 @@ final class TestnetBringUp {
     /// directory (`secrets set`), and gives every node the sealed record (`secrets push`): a node
     /// makes decryption shares only of a box it holds.
     private func sealCredential() throws {
-        var set = try SecretsSet.parse([
+        let set = try SecretsSet.parse([
             DemoBundle.secret, "--value-file", layout.apiKey, "--sealing-group", layout.sealingGroup, "--proxy-dir",
             layout.proxyData,
         ])
         try set.run()
-        var push = try SecretsPush.parse([
+        let push = try SecretsPush.parse([
             DemoBundle.secret, "--proxy-dir", layout.proxyData, "--cluster", layout.clusterFile, "--certs-dir",
             layout.certs, "--timeout", "30",
         ])
