@@ -82,6 +82,26 @@ struct NodeStateTests {
         }
     }
 
+    @Test("group commit: writes queued in order land in order (the last put of a key wins), all durable when awaited")
+    func groupCommitKeepsOrder() async throws {
+        let directory = try TestKit.temporaryDirectory("node-state")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try NodeStore(dataDirectory: directory.path)
+        let committer = StoreCommitter(store: store)
+        let futures = (0..<200).map { index in
+            committer.enqueue([
+                .put(.policy, Array("same".utf8), [UInt8(index)]), .put(.policy, Array("key-\(index)".utf8), [1]),
+            ])
+        }
+        for future in futures { try await future.get() }
+        #expect(try store.get(.policy, Array("same".utf8)) == [199])
+        for index in 0..<200 { #expect(try store.get(.policy, Array("key-\(index)".utf8)) == [1]) }
+        store.close()
+        // A closed store fails the writes queued after it, and says so.
+        let failed = committer.enqueue([.put(.policy, [1], [1])])
+        await #expect(throws: NodeStoreError.self) { try await failed.get() }
+    }
+
     @Test("keys install as the dealer's four files (shares 0600), load after a restart, and replace whole")
     func keyStore() throws {
         let keys = try Self.dealerKeys()

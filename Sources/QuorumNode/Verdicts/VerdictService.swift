@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOPosix
 import QuorumCrypto
 import QuorumIdentity
@@ -24,6 +25,10 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         var bundle: PolicyBundle?
         var signedBundle: [UInt8] = []
         var policyState = PolicyState()
+        /// Verdicts reached and queued for the store but not yet on disk, by request id: a retry
+        /// arriving meanwhile gets the same verdict (and waits for the same write), never a second
+        /// evaluation.
+        var inFlight: [String: (verdict: [UInt8], decided: Decided, written: EventLoopFuture<Void>)] = [:]
     }
 
     private let nodeID: UInt16
@@ -34,6 +39,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     private let operatorKeys: [[UInt8]]
     private let maximumSkewMilliseconds: Int64
     private let threadPool: NIOThreadPool
+    /// Verdict and settlement writes, group-committed in evaluation order.
+    private let committer: StoreCommitter
     private let logger: Logger
     private let state: NIOLockedValueBox<State>
     /// This node's decryption share of each credential record, by secret name: a share is a
@@ -63,6 +70,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             Int64(configuration.maximumClockSkew.components.seconds) * 1000
             + configuration.maximumClockSkew.components.attoseconds / 1_000_000_000_000_000
         self.threadPool = threadPool
+        committer = StoreCommitter(
+            store: store, threadPool: threadPool, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
         self.logger = logger
         var initial = State()
         do {
@@ -116,7 +125,20 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             return try await answer(frame) { () throws(Refusal) in try self.putCredential(request, from: peer) }
         case SettleRequest.type:
             let request = try frame.decode(SettleRequest.self)
-            return try await answer(frame) { () throws(Refusal) in try self.settle(request) }
+            let settled: Result<EventLoopFuture<Void>?, Refusal> = try await threadPool.runIfActive {
+                do throws(Refusal) { return .success(try self.settle(request)) } catch { return .failure(error) }
+            }
+            switch settled {
+            case .failure(let refusal):
+                return try Frame.errorResponse(ErrorResponse(refusal.code, refusal.reason), to: frame)
+            case .success(let written):
+                do { try await written?.get() } catch {
+                    return try Frame.errorResponse(
+                        ErrorResponse(.internal, "cannot record the settlement: \(error)"), to: frame)
+                }
+                return try Frame.response(
+                    SettleResponse(nodeID: nodeID, requestID: request.requestID, settled: written != nil), to: frame)
+            }
         default:
             return try Frame.errorResponse(
                 ErrorResponse(.unknownMessageType, "message type \(frame.messageType) is not served here"), to: frame)
@@ -252,13 +274,24 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     /// id), signed by this node; if this node is in the request's signer set, its FROST share over
     /// the receipt of that verdict; on an allow whose route names a secret, its decryption share.
     private func decide(_ request: DecideRequest, frame: Frame, peer: PeerIdentity) async throws -> Frame {
-        let reached: Result<(verdict: [UInt8], decided: Decided), Refusal> = try await threadPool.runIfActive {
+        let reached: Result<Reached, Refusal> = try await threadPool.runIfActive {
             do throws(Refusal) { return .success(try self.verdict(request)) } catch { return .failure(error) }
         }
         let verdict: [UInt8]
         let decided: Decided
         switch reached {
-        case .success(let found): (verdict, decided) = found
+        case .success(let found):
+            (verdict, decided) = (found.verdict, found.decided)
+            // Nothing of a verdict leaves the node before it is on disk.
+            if let written = found.written {
+                do { try await written.get() } catch {
+                    state.withLockedValue { _ = $0.inFlight.removeValue(forKey: request.requestID) }
+                    return try Frame.errorResponse(
+                        ErrorResponse(.internal, "cannot record the verdict for \(request.requestID): \(error)"),
+                        to: frame)
+                }
+                state.withLockedValue { _ = $0.inFlight.removeValue(forKey: request.requestID) }
+            }
         case .failure(let refusal):
             return try Frame.errorResponse(ErrorResponse(refusal.code, refusal.reason), to: frame)
         }
@@ -281,7 +314,14 @@ public final class VerdictService: NodeFrameHandler, Sendable {
 
     /// This node's verdict on `request`: the one recorded for its request id, or a new one, recorded
     /// with its claims and state changes in one synced write. Blocking: runs on the thread pool.
-    private func verdict(_ request: DecideRequest) throws(Refusal) -> (verdict: [UInt8], decided: Decided) {
+    /// A verdict reached or found, and the write it still waits for (nil when it is on disk).
+    struct Reached: Sendable {
+        let verdict: [UInt8]
+        let decided: Decided
+        let written: EventLoopFuture<Void>?
+    }
+
+    private func verdict(_ request: DecideRequest) throws(Refusal) -> Reached {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         guard abs(now - request.time) <= maximumSkewMilliseconds else {
             throw Refusal(
@@ -289,13 +329,16 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 "request \(request.requestID) is stamped \(request.time) ms; node \(nodeID)'s clock reads \(now) ms, "
                     + "more than policy.max_clock_skew_ms (\(maximumSkewMilliseconds)) apart")
         }
-        return try serialised { () throws(Refusal) -> (verdict: [UInt8], decided: Decided) in
+        return try serialised { () throws(Refusal) -> Reached in
+            if let pending = state.withLockedValue({ $0.inFlight[request.requestID] }) {
+                return Reached(verdict: pending.verdict, decided: pending.decided, written: pending.written)
+            }
             let verdictKey = PolicyStore.key(PolicyStore.verdictPrefix, request.requestID)
             do {
                 if let recorded = try store.get(.policy, verdictKey),
                     let decided = try Self.decided(request.requestID, in: store)
                 {
-                    return (recorded, decided)
+                    return Reached(verdict: recorded, decided: decided, written: nil)
                 }
             } catch {
                 throw Refusal(.internal, "cannot read the verdict record: \(error)")
@@ -314,8 +357,9 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             let decided = Decided(request: request, verdict: decision)
             let encoder = JSONEncoder()
             encoder.outputFormatting = .sortedKeys
+            var writes: [NodeStore.Change]
             do {
-                var writes: [NodeStore.Change] = [
+                writes = [
                     .put(.policy, verdictKey, encoded),
                     .put(
                         .policy, PolicyStore.key(PolicyStore.claimsPrefix, request.requestID),
@@ -332,12 +376,18 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                             .policy, PolicyStore.key(PolicyStore.reservationPrefix, request.requestID),
                             Array(try encoder.encode(reservation))))
                 }
-                try store.write(writes)
             } catch {
-                throw Refusal(.internal, "cannot record the verdict: \(error)")
+                throw Refusal(.internal, "cannot encode the verdict's records: \(error)")
             }
-            state.withLockedValue { $0.policyState = updated }
-            return (encoded, decided)
+            // Queued in evaluation order and group-committed; the answer waits for it (decide).
+            // The next evaluation already sees this one's state, as the store will once both are
+            // written: a later synced write lands only after the earlier ones.
+            let written = committer.enqueue(writes)
+            state.withLockedValue {
+                $0.policyState = updated
+                $0.inFlight[request.requestID] = (encoded, decided, written)
+            }
+            return Reached(verdict: encoded, decided: decided, written: written)
         }
     }
 
@@ -504,14 +554,16 @@ public final class VerdictService: NodeFrameHandler, Sendable {
 
     // MARK: - Settlement
 
-    private func settle(_ request: SettleRequest) throws(Refusal) -> SettleResponse {
-        let settled = try serialised { () throws(Refusal) -> Bool in
+    /// Settles the reservation of `request`'s call: the write that does it, queued behind every
+    /// verdict before it, or nil when there was no reservation open.
+    private func settle(_ request: SettleRequest) throws(Refusal) -> EventLoopFuture<Void>? {
+        try serialised { () throws(Refusal) -> EventLoopFuture<Void>? in
             let key = PolicyStore.key(PolicyStore.reservationPrefix, request.requestID)
             let stored: [UInt8]?
             do { stored = try store.get(.policy, key) } catch {
                 throw Refusal(.internal, "cannot read the reservation: \(error)")
             }
-            guard let stored else { return false }
+            guard let stored else { return nil }
             let (bundle, policyState) = state.withLockedValue { ($0.bundle, $0.policyState) }
             guard let bundle else {
                 throw Refusal(.unavailable, "node \(nodeID) has no policy bundle installed")
@@ -524,18 +576,13 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             let changes = PolicyEngine(bundle: bundle).settle(reservation, usage: usage, at: Date())
             var updated = policyState
             updated.apply(changes)
-            do {
-                try store.write(try PolicyStore.persist(changes, of: updated) + [.delete(.policy, key)])
-            } catch {
-                throw Refusal(.internal, "cannot record the settlement: \(error)")
+            let writes: [NodeStore.Change]
+            do { writes = try PolicyStore.persist(changes, of: updated) + [.delete(.policy, key)] } catch {
+                throw Refusal(.internal, "cannot encode the settlement: \(error)")
             }
+            let written = committer.enqueue(writes)
             state.withLockedValue { $0.policyState = updated }
-            return true
-        }
-        do {
-            return try SettleResponse(nodeID: nodeID, requestID: request.requestID, settled: settled)
-        } catch {
-            throw Refusal(.internal, "\(error)")
+            return written
         }
     }
 }
