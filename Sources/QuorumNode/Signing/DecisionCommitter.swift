@@ -28,82 +28,61 @@ final class DecisionCommitter: Sendable {
         let continuation: CheckedContinuation<Outcome, any Error>
     }
 
-    private struct Queue {
-        var items: [Item] = []
-        var writing = false
-    }
-
     private let ledger: DecisionLedger
-    private let threadPool: NIOThreadPool
-    private let queue = NIOLockedValueBox(Queue())
+    private let writer: BatchWriter<Item>
 
     init(ledger: DecisionLedger, threadPool: NIOThreadPool) {
         self.ledger = ledger
-        self.threadPool = threadPool
+        writer = BatchWriter(threadPool: threadPool) { batch, active in
+            guard active else {
+                for item in batch { item.continuation.resume(throwing: CancellationError()) }
+                return
+            }
+            Self.write(batch, ledger: ledger)
+        }
     }
 
     /// Checks `requestID` against the ledger and records `digest` for it unless a decision is
     /// already recorded; returns once the record is on disk.
     func commit(requestID: String, digest: [UInt8], at: Int64) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
-            let item = Item(requestID: requestID, digest: digest, at: at, continuation: continuation)
-            let startWriter = queue.withLockedValue { queue in
-                queue.items.append(item)
-                guard !queue.writing else { return false }
-                queue.writing = true
-                return true
-            }
-            if startWriter {
-                threadPool.submit { state in self.drain(active: state == .active) }
-            }
+            writer.enqueue(Item(requestID: requestID, digest: digest, at: at, continuation: continuation))
         }
     }
 
-    /// Writes batches until the queue is empty; runs on a thread-pool thread.
-    private func drain(active: Bool) {
-        while true {
-            let batch = queue.withLockedValue { queue in
-                defer { queue.items = [] }
-                if queue.items.isEmpty { queue.writing = false }
-                return queue.items
-            }
-            guard !batch.isEmpty else { return }
-            guard active else {
-                for item in batch { item.continuation.resume(throwing: CancellationError()) }
-                continue
-            }
-            var outcomes: [Result<Outcome, any Error>] = []
-            var fresh: [(requestID: String, digest: [UInt8], at: Int64)] = []
-            var inBatch: [String: [UInt8]] = [:]
-            for item in batch {
-                do {
-                    if let earlier = inBatch[item.requestID] {
-                        outcomes.append(
-                            .success(
-                                earlier == item.digest
-                                    ? .alreadySigned
-                                    : .conflict(DecisionLedger.Record(digest: earlier, signedAt: item.at))))
-                    } else if let existing = try ledger.decision(for: item.requestID) {
-                        outcomes.append(.success(existing.digest == item.digest ? .alreadySigned : .conflict(existing)))
-                    } else {
-                        inBatch[item.requestID] = item.digest
-                        fresh.append((item.requestID, item.digest, item.at))
-                        outcomes.append(.success(.recorded))
-                    }
-                } catch {
-                    outcomes.append(.failure(error))
-                }
-            }
+    /// Checks and writes one batch; runs on a thread-pool thread.
+    private static func write(_ batch: [Item], ledger: DecisionLedger) {
+        var outcomes: [Result<Outcome, any Error>] = []
+        var fresh: [(requestID: String, digest: [UInt8], at: Int64)] = []
+        var inBatch: [String: [UInt8]] = [:]
+        for item in batch {
             do {
-                try ledger.record(fresh)
-            } catch {
-                // Nothing of this batch is on disk: every request that needed a record fails.
-                outcomes = outcomes.map { outcome in
-                    if case .success(.recorded) = outcome { return .failure(error) }
-                    return outcome
+                if let earlier = inBatch[item.requestID] {
+                    outcomes.append(
+                        .success(
+                            earlier == item.digest
+                                ? .alreadySigned
+                                : .conflict(DecisionLedger.Record(digest: earlier, signedAt: item.at))))
+                } else if let existing = try ledger.decision(for: item.requestID) {
+                    outcomes.append(.success(existing.digest == item.digest ? .alreadySigned : .conflict(existing)))
+                } else {
+                    inBatch[item.requestID] = item.digest
+                    fresh.append((item.requestID, item.digest, item.at))
+                    outcomes.append(.success(.recorded))
                 }
+            } catch {
+                outcomes.append(.failure(error))
             }
-            for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(with: outcome) }
         }
+        do {
+            try ledger.record(fresh)
+        } catch {
+            // Nothing of this batch is on disk: every request that needed a record fails.
+            outcomes = outcomes.map { outcome in
+                if case .success(.recorded) = outcome { return .failure(error) }
+                return outcome
+            }
+        }
+        for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(with: outcome) }
     }
 }
