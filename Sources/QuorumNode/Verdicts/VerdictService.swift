@@ -312,8 +312,6 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         return try Frame.response(response, to: frame)
     }
 
-    /// This node's verdict on `request`: the one recorded for its request id, or a new one, recorded
-    /// with its claims and state changes in one synced write. Blocking: runs on the thread pool.
     /// A verdict reached or found, and the write it still waits for (nil when it is on disk).
     struct Reached: Sendable {
         let verdict: [UInt8]
@@ -321,6 +319,9 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         let written: EventLoopFuture<Void>?
     }
 
+    /// This node's verdict on `request`: the one in flight or recorded for its request id, or a new
+    /// one, queued with its claims and state changes as one batch for the store (the caller waits
+    /// for it before answering). Blocking: runs on the thread pool.
     private func verdict(_ request: DecideRequest) throws(Refusal) -> Reached {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         guard abs(now - request.time) <= maximumSkewMilliseconds else {
