@@ -121,8 +121,6 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 timings: DecisionTimings(verdict: ContinuousClock.now - start))
         }
         let commitments = slots.map(\.commitment)
-        var sessions: [[UInt8]: SigningSession<Ed25519Suite>] = [:]
-        var records: [String: SealedCredential] = [:]
         var round = DecisionRound(
             threshold: threshold, nodes: nodeIDs, optimisticSigners: slots.map(\.slot.identifier))
         let allowed = NIOLockedValueBox<Set<UInt16>>([])
@@ -180,10 +178,10 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                     if verdict.decision == .allow { allowed.withLockedValue { _ = $0.insert(node) } }
                     let claims = ReceiptClaims(
                         request: request, verdict: verdict, signers: request.signers.map(\.identifier))
-                    let share = verifiedShare(
-                        response, claims: claims, commitments: commitments, sessions: &sessions, requestID: requestID)
-                    let decryption = verifiedDecryptionShare(
-                        response, verdict: verdict, records: &records, requestID: requestID)
+                    let share = parsedShare(
+                        response, commitments: commitments, requestID: requestID)
+                    let decryption = parsedDecryptionShare(
+                        response, verdict: verdict, requestID: requestID)
                     next = round.received(
                         DecisionRound.Answer(
                             node: node, verdict: verdict, claims: claims, share: share, decryptionShare: decryption))
@@ -212,7 +210,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             return TimedAuthorization(
                 authorization: .unavailable(reason: "the decision round ended without a decision"), timings: timings)
         }
-        let authorization = finish(outcome, call: call, records: &records, allowed: allowed)
+        let authorization = finish(outcome, call: call, allowed: allowed)
         let finished = ContinuousClock.now
         switch authorization {
         case .allow, .answer: timings.credential = finished - decided
@@ -414,9 +412,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     /// The node's share over `claims`, if it is an optimistic signer and sent a well-formed one.
     /// Not checked here: the aggregate signature is verified, and only if it fails is each share
     /// checked to name the culprit (FROST.aggregate), which saves k share checks per call.
-    private func verifiedShare(
-        _ response: DecideResponse, claims: ReceiptClaims, commitments: [SigningCoordinator.Commitment],
-        sessions: inout [[UInt8]: SigningSession<Ed25519Suite>], requestID: String
+    private func parsedShare(
+        _ response: DecideResponse, commitments: [SigningCoordinator.Commitment], requestID: String
     ) -> SignatureShare<Ed25519Suite>? {
         guard !response.share.isEmpty, commitments.contains(where: { $0.nodeID == response.nodeID }) else {
             return nil
@@ -433,16 +430,13 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     }
 
     /// The node's decryption share of the route's credential, if it sent a well-formed one.
-    private func verifiedDecryptionShare(
-        _ response: DecideResponse, verdict: Verdict, records: inout [String: SealedCredential], requestID: String
+    private func parsedDecryptionShare(
+        _ response: DecideResponse, verdict: Verdict, requestID: String
     ) -> DecryptionShare<Ed25519Suite>? {
-        guard !response.decryptionShare.isEmpty, case .upstream(_, _, let secret?, _)? = verdict.route,
-            let record = record(secret, records: &records)
-        else { return nil }
+        guard !response.decryptionShare.isEmpty, case .upstream(_, _, _?, _)? = verdict.route else { return nil }
         do {
             // Parsed (points validated) but its proof not checked yet: `finish` opens the box with k
             // shares and checks proofs only if the AEAD refuses the key they make.
-            _ = record
             return try DecryptionShare<Ed25519Suite>(
                 identifier: try Identifier(response.nodeID), encoded: response.decryptionShare)
         } catch {
@@ -451,13 +445,6 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 metadata: ["request_id": "\(requestID)", "node": "\(response.nodeID)", "reason": "\(error)"])
             return nil
         }
-    }
-
-    private func record(_ name: String, records: inout [String: SealedCredential]) -> SealedCredential? {
-        if let known = records[name] { return known }
-        guard let loaded = try? parts.credentials.load(name) else { return nil }
-        records[name] = loaded
-        return loaded
     }
 
     // MARK: - Signing
@@ -514,7 +501,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     // MARK: - Outcomes
 
     private func finish(
-        _ outcome: DecisionRound.Outcome, call: AgentCall, records: inout [String: SealedCredential],
+        _ outcome: DecisionRound.Outcome, call: AgentCall,
         allowed: NIOLockedValueBox<Set<UInt16>>
     ) -> CallAuthorization {
         switch outcome {
@@ -553,7 +540,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                     guard let spec = parts.routing.current.bundle.secrets[secret] else {
                         return .unavailable(reason: "the proxy's bundle does not declare secret '\(secret)'")
                     }
-                    guard let record = record(secret, records: &records) else {
+                    guard let record = try? parts.credentials.load(secret) else {
                         return .unavailable(
                             reason: "the proxy holds no sealed credential '\(secret)' (quorumctl secrets set \(secret))"
                         )
