@@ -203,17 +203,7 @@ public struct ProxyConfiguration: Sendable {
     private static func parseFields(
         _ text: String, file: String, baseDirectory: String
     ) throws(NodeConfigurationError) -> ProxyConfiguration {
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw NodeConfigurationError(
-                file: file, key: "",
-                "not valid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)"
-            )
-        } catch {
-            throw NodeConfigurationError(file: file, key: "", "not valid TOML (\(error))")
-        }
+        let table = try TOMLFieldReader.table(text, file: file)
         let reader = TOMLFieldReader(file: file, base: baseDirectory)
         try reader.refuseUnknown(table, allowed: topKeys, prefix: "")
         let listen = try reader.address(table["listen"], key: "listen", ports: 0...65535)

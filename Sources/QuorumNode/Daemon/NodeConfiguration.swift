@@ -158,17 +158,7 @@ public struct NodeConfiguration: Sendable, Hashable {
     public static func parse(
         _ text: String, file: String, baseDirectory: String
     ) throws(NodeConfigurationError) -> NodeConfiguration {
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw NodeConfigurationError(
-                file: file, key: "",
-                "not valid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)"
-            )
-        } catch {
-            throw NodeConfigurationError(file: file, key: "", "not valid TOML (\(error))")
-        }
+        let table = try TOMLFieldReader.table(text, file: file)
         let reader = TOMLFieldReader(file: file, base: baseDirectory)
         try reader.refuseUnknown(table, allowed: topKeys, prefix: "")
 
@@ -318,6 +308,20 @@ package struct TOMLFieldReader {
         } catch {
             throw NodeConfigurationError(
                 file: path, key: "", "cannot read the configuration file (\(error.localizedDescription))")
+        }
+    }
+
+    /// The TOML table of configuration `text` from `file`; a syntax error names its line and column.
+    package static func table(_ text: String, file: String) throws(NodeConfigurationError) -> TOMLTable {
+        do {
+            return try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw NodeConfigurationError(
+                file: file, key: "",
+                "not valid TOML at line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)"
+            )
+        } catch {
+            throw NodeConfigurationError(file: file, key: "", "not valid TOML (\(error))")
         }
     }
 
