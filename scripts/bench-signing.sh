@@ -10,7 +10,7 @@
 # sees them all, pushes a one-latch bench bundle, and runs `quorumctl bench signing` with the proxy
 # certificate: first one node's decide-and-sign round trip (a DecideRequest naming it a signer: since
 # issue 6 a node signs only decisions it reached), then the full decision (every node decides, 3
-# sign in the same round; shares verified, aggregated, the receipt verified). Prints the machine
+# sign in the same round; shares aggregated and the signature verified). Prints the machine
 # and the figures; the nodes
 # are stopped and the directory removed on exit. Set KEEP=1 to keep it (node logs are there), and
 # BIN=<dir> to use quorumd and quorumctl already built there.
