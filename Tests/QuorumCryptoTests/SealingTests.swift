@@ -69,7 +69,7 @@ struct SealingTests {
                 box, shares: Array(shares.prefix(2)), group: group, associatedData: Array("openai".utf8),
                 checkingProofs: false)
         }
-        #expect(unchecked?.code != nil)
+        #expect(unchecked?.code == .decryptionFailed)
         let honest = try keys.map { try ThresholdSealing<Secp256k1Suite>.decryptionShare(for: box, key: $0) }
         #expect(
             try ThresholdSealing.open(
