@@ -88,11 +88,16 @@ public struct DeniedCall: Sendable {
     public var receipt: String?
     /// Each answering node's decision and reason.
     public var reasons: [NodeReason]
+    /// The filter or built-in step that denied, as the signed deny's claims name it
+    /// (``MetricLabels/step(ofReason:)``): the `reason` label of the decisions metric. `nil` when
+    /// no k nodes signed one deny, so a faulty node's reason never becomes a label.
+    public var step: String?
 
     /// A denied call.
-    public init(receipt: String?, reasons: [NodeReason]) {
+    public init(receipt: String?, reasons: [NodeReason], step: String? = nil) {
         self.receipt = receipt
         self.reasons = reasons
+        self.step = step
     }
 }
 

@@ -136,6 +136,12 @@ public struct ClusterSettings: Sendable, Hashable {
 /// [limits]                             # optional
 /// decision_body_bytes = 1048576
 /// max_buffered_body_bytes = 33554432
+///
+/// [metrics]                            # optional: Prometheus GET /metrics on its own listener
+/// listen = "127.0.0.1:9100"
+///
+/// [log]                                # optional: "text" (default) or "json"
+/// format = "json"
 /// ```
 public struct ProxyConfiguration: Sendable {
     /// The file this was read from, for messages.
@@ -162,6 +168,8 @@ public struct ProxyConfiguration: Sendable {
     public var limits = RequestLimits()
     /// Bounds on inspecting responses (QuorumPolicy's ``ResponseLimits``); not in the file yet.
     public var responseLimits = ResponseLimits.default
+    /// The `[metrics]` listener and `[log]` format.
+    public var telemetry = TelemetrySettings()
 
     /// A configuration.
     public init(file: String, listen: NodeAddress, bundlePath: String?, trustedSigners: [[UInt8]]) {
@@ -171,7 +179,8 @@ public struct ProxyConfiguration: Sendable {
         self.trustedSigners = trustedSigners
     }
 
-    static let topKeys = ["listen", "data_dir", "cluster", "tls", "bundle", "upstream", "limits"]
+    static let topKeys =
+        ["listen", "data_dir", "cluster", "tls", "bundle", "upstream", "limits"] + TelemetrySettings.tables
     static let tlsKeys = ["listen", "certificate", "private_key"]
     static let bundleKeys = ["file", "trusted_signers", "refresh_ms"]
     static let clusterKeys = [
@@ -322,6 +331,8 @@ public struct ProxyConfiguration: Sendable {
                         + "(\(configuration.limits.decisionBodyBytes)); it must be at least as large")
             }
         }
+        configuration.telemetry = try reader.telemetry(
+            table, listeners: [("listen", listen)] + (configuration.tls.map { [("tls.listen", $0.listen)] } ?? []))
         return configuration
     }
 

@@ -75,17 +75,19 @@ public struct ProxyFront: HTTPResponder {
     /// Whether this front serves the HTTPS listener, whose connections may carry a client
     /// certificate.
     let readsClientCertificates: Bool
+    let metrics: ProxyMetrics
     let logger: Logger
 
     init(
         routing: RoutingTable, authorizer: any CallAuthorizer, limits: RequestLimits, forwarder: UpstreamForwarder,
-        readsClientCertificates: Bool = false, logger: Logger
+        readsClientCertificates: Bool = false, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger
     ) {
         self.routing = routing
         self.authorizer = authorizer
         self.limits = limits
         self.forwarder = forwarder
         self.readsClientCertificates = readsClientCertificates
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -101,6 +103,8 @@ public struct ProxyFront: HTTPResponder {
         let method = request.method.rawValue
 
         guard let token = HeaderRules.agentToken(headers) else {
+            metrics.rejected("ambiguous_token")
+            logger.info("ambiguous token", metadata: ["request_id": "\(requestID)"])
             return ProxyError.response(
                 .badRequest, code: "ambiguous_token", requestID: requestID,
                 reason: "send one latch token, in Authorization: Bearer or in x-latch-token, not two")
@@ -108,6 +112,7 @@ public struct ProxyFront: HTTPResponder {
         let mountPath: String?
         switch routing.current.route(target: target, token: token) {
         case .noMount(let path):
+            metrics.rejected("no_mount")
             logger.info("no mount", metadata: ["request_id": "\(requestID)", "path": "\(path)"])
             return ProxyError.response(
                 .notFound, code: "no_mount", requestID: requestID,
@@ -116,6 +121,8 @@ public struct ProxyFront: HTTPResponder {
             mountPath = mount
         }
         guard !token.isEmpty else {
+            metrics.rejected("missing_token")
+            logger.info("missing token", metadata: ["request_id": "\(requestID)"])
             return ProxyError.response(
                 .unauthorized, code: "missing_token", requestID: requestID,
                 reason: "no latch token; send Authorization: Bearer lat_<id>_<secret> or x-latch-token",
@@ -126,7 +133,7 @@ public struct ProxyFront: HTTPResponder {
         // before the quorum is asked; the nodes get at most its first decision_body_bytes.
         let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
         if let declaredLength, declaredLength > limits.maxBufferedBodyBytes {
-            return Self.tooLarge(requestID: requestID, limits: limits)
+            return tooLarge(requestID: requestID)
         }
         var iterator = request.body.makeAsyncIterator()
         var buffered: [ByteBuffer] = []
@@ -141,7 +148,7 @@ public struct ProxyFront: HTTPResponder {
             buffered.append(chunk)
         }
         if !ended {
-            return Self.tooLarge(requestID: requestID, limits: limits)
+            return tooLarge(requestID: requestID)
         }
         var decisionBody: [UInt8] = []
         decisionBody.reserveCapacity(min(count, limits.decisionBodyBytes))
@@ -169,18 +176,29 @@ public struct ProxyFront: HTTPResponder {
 
         let timed = await authorizer.authorizeTimed(call)
         var timing = ServerTiming(decision: timed.timings)
+        recordPhases(timed.timings)
+        let outcome: String
+        switch timed.authorization {
+        case .allow, .answer: outcome = "allow"
+        case .deny: outcome = "deny"
+        case .unavailable: outcome = "unavailable"
+        }
         func timingHeader() -> [(HTTPField.Name, String)] {
             var final = timing
-            final.add("total", ContinuousClock.now - arrived)
+            let total = ContinuousClock.now - arrived
+            final.add("total", total)
+            metrics.request(outcome, total)
             return [(ServerTiming.name, final.headerValue)]
         }
         switch timed.authorization {
         case .unavailable(let reason):
+            metrics.decision("unavailable")
             logger.warning("decision unavailable", metadata: ["request_id": "\(requestID)", "reason": "\(reason)"])
             return ProxyError.response(
                 .serviceUnavailable, code: "unavailable", requestID: requestID, reason: reason,
                 headers: timingHeader())
         case .deny(let denied):
+            metrics.decision("deny", reason: denied.step ?? "unsigned")
             let authentication = !denied.reasons.isEmpty && denied.reasons.allSatisfy(\.isAuthenticationFailure)
             logger.info(
                 "denied",
@@ -203,6 +221,8 @@ public struct ProxyFront: HTTPResponder {
                 extra: [JSONMember(key: "reasons", value: reasons)],
                 headers: (authentication ? [(.wwwAuthenticate, "Bearer")] : []) + timingHeader())
         case .answer(let answered):
+            metrics.decision("allow")
+            logger.info("answered", metadata: ["request_id": "\(requestID)", "mount": "\(mountPath ?? "-")"])
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             headers.append(HTTPField(name: HTTPField.Name(HeaderRules.requestID)!, value: requestID))
@@ -211,6 +231,7 @@ public struct ProxyFront: HTTPResponder {
             return Response(
                 status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answered.body)))
         case .allow(let allowed):
+            metrics.decision("allow")
             logger.info(
                 "allowed",
                 metadata: ["request_id": "\(requestID)", "mount": "\(mountPath ?? "-")", "path": "\(allowed.path)"])
@@ -220,10 +241,27 @@ public struct ProxyFront: HTTPResponder {
                 body: ForwardBody(buffered: buffered, rest: nil, length: count))
             let forwarded = await forwarder.forward(inbound, allowed: allowed)
             var response = forwarded.response
-            if let upstream = forwarded.upstream { timing.add("upstream", upstream) }
+            if let upstream = forwarded.upstream {
+                timing.add("upstream", upstream)
+                metrics.phase("upstream", upstream)
+            }
             for (name, value) in timingHeader() { response.headers.append(HTTPField(name: name, value: value)) }
             return response
         }
+    }
+
+    /// The decision's phases as ``ServerTiming`` names them; `signing` only when a sign request
+    /// round ran, so its count is the number of calls that needed one.
+    private func recordPhases(_ timings: DecisionTimings) {
+        metrics.phase("verdict", timings.verdict)
+        if timings.signing > .zero { metrics.phase("signing", timings.signing) }
+        if let credential = timings.credential { metrics.phase("credential", credential) }
+    }
+
+    func tooLarge(requestID: String) -> Response {
+        metrics.rejected("body_too_large")
+        logger.info("body too large", metadata: ["request_id": "\(requestID)"])
+        return Self.tooLarge(requestID: requestID, limits: limits)
     }
 
     static func tooLarge(requestID: String, limits: RequestLimits) -> Response {

@@ -4,6 +4,8 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import QuorumNode
 import QuorumPolicy
 import ServiceLifecycle
 
@@ -16,16 +18,20 @@ public final class ProxyRuntime: Sendable {
     public let routing: RoutingTable
     /// The upstream client, shut down by the services after the listener stopped.
     public let client: HTTPClient
+    /// The front's metrics.
+    public let metrics: ProxyMetrics
     private let authorizer: any CallAuthorizer
     private let logger: Logger
 
     /// A runtime routing by `routing` and deciding with `authorizer`.
     public init(
-        configuration: ProxyConfiguration, routing: RoutingTable, authorizer: any CallAuthorizer, logger: Logger
+        configuration: ProxyConfiguration, routing: RoutingTable, authorizer: any CallAuthorizer,
+        metrics: ProxyMetrics = ProxyMetrics(), logger: Logger
     ) {
         self.configuration = configuration
         self.routing = routing
         self.authorizer = authorizer
+        self.metrics = metrics
         self.logger = logger
         var clientConfiguration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
@@ -62,7 +68,16 @@ public final class ProxyRuntime: Sendable {
             forwarder: UpstreamForwarder(
                 client: client, configuration: configuration.upstream, responseLimits: configuration.responseLimits,
                 scheme: tls ? "https" : "http", logger: logger),
-            readsClientCertificates: tls, logger: logger)
+            readsClientCertificates: tls, metrics: metrics, logger: logger)
+    }
+
+    /// The HTTPS listener's certificate (`agent-tls`), for the expiry gauge; empty without `[tls]`
+    /// or when its leaf cannot be read (``services(onListening:onTLSListening:)`` then refuses to start).
+    public var monitoredCertificates: [MonitoredCertificate] {
+        guard let tls = configuration.tls, let leaf = try? NIOSSLCertificate.fromPEMFile(tls.certificate).first,
+            let der = try? leaf.toDERBytes(), let entry = MonitoredCertificate.parsing(der: der, role: "agent-tls")
+        else { return [] }
+        return [entry]
     }
 
     /// The services to run, in start order: the upstream client's keeper, then the listeners

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import QuorumNode
 import QuorumProxy
+import QuorumTelemetry
 import ServiceLifecycle
 
 /// The front-end proxy (DESIGN.md §2). Argument parsing and wiring only: the front, forwarding
@@ -22,15 +23,10 @@ struct QuorumProxyCommand: AsyncParsableCommand {
         init(_ description: String) { self.description = description }
     }
 
-    static func bootstrapLogging(_ levelName: String) throws -> Logger.Level {
+    static func logLevel(_ levelName: String) throws(Failure) -> Logger.Level {
         guard let level = Logger.Level(rawValue: levelName) else {
             throw Failure(
                 "--log-level \(levelName): not a level; use trace, debug, info, notice, warning, error or critical")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
         }
         return level
     }
@@ -75,8 +71,9 @@ struct Run: AsyncParsableCommand {
             decryption shares); without one every call a mount covers is answered 503: the proxy never forwards \
             without a quorum's allow. With a [tls] table it also serves HTTPS, asking agents for a client \
             certificate (any, none required) whose SHA-256 sender-constrained latches are bound to (RFC 8705). \
-            Stops cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or \
-            bundle, or a listener that cannot start.
+            With a [metrics] table it serves Prometheus metrics at GET /metrics on a listener of its own \
+            (docs/operations.md, "Metrics"). Stops cleanly on SIGTERM or SIGINT. Exit status: 0 after a clean \
+            shutdown, 2 for a bad configuration or bundle, or a listener that cannot start.
             """
     )
 
@@ -94,13 +91,30 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Log format: text, or json (one object per line); overrides [log] format.")
+    var logFormat: String?
+
     func run() async throws {
-        _ = try QuorumProxyCommand.bootstrapLogging(logLevel)
+        let level = try QuorumProxyCommand.logLevel(logLevel)
+        let flagFormat = try logFormat.map { name throws(QuorumProxyCommand.Failure) in
+            guard let format = LogFormat(rawValue: name) else {
+                throw QuorumProxyCommand.Failure("--log-format \(name): not a log format; use text or json")
+            }
+            return format
+        }
         let configuration: ProxyConfiguration
         do { configuration = try ProxyConfiguration.load(path: config) } catch {
             throw QuorumProxyCommand.Failure(error.description)
         }
+        // One bootstrap each, here and nowhere else: the library code only records and logs.
+        Telemetry.bootstrapLogging(
+            json: (flagFormat ?? configuration.telemetry.logFormat) == .json, level: level)
+        let registry = configuration.telemetry.metricsListen.map { _ in
+            Telemetry.bootstrapMetrics(histogramBuckets: ProxyMetrics.histogramBuckets)
+        }
+        let metrics = ProxyMetrics()
         let logger = Logger(label: "quorum-proxy")
+        var certificates: [MonitoredCertificate] = []
         var authorizer: any CallAuthorizer = UnavailableAuthorizer()
         var quorum: QuorumAuthorizer?
         var extraServices: [any Service] = []
@@ -108,6 +122,7 @@ struct Run: AsyncParsableCommand {
         do {
             if let cluster = configuration.cluster, let dataDirectory = configuration.dataDirectory {
                 let link = try QuorumLink.open(cluster, dataDirectory: dataDirectory, logger: logger)
+                certificates = link.certificates
                 let view: RoutingView
                 if let path = configuration.bundlePath {
                     view = try RoutingView.load(signedBundleAt: path, trustedSigners: configuration.trustedSigners)
@@ -121,7 +136,7 @@ struct Run: AsyncParsableCommand {
                     view = .empty
                 }
                 routing = RoutingTable(view)
-                let made = try link.authorizer(routing: routing, logger: logger)
+                let made = try link.authorizer(routing: routing, metrics: metrics, logger: logger)
                 await made.warmUp()
                 quorum = made
                 authorizer = made
@@ -141,10 +156,10 @@ struct Run: AsyncParsableCommand {
             throw QuorumProxyCommand.Failure("\(error)")
         }
         let runtime = ProxyRuntime(
-            configuration: configuration, routing: routing, authorizer: authorizer, logger: logger)
+            configuration: configuration, routing: routing, authorizer: authorizer, metrics: metrics, logger: logger)
         let readyFile = readyFile
         let tlsReadyFile = tlsReadyFile
-        let listeners: [any Service]
+        var listeners: [any Service]
         do {
             listeners = try runtime.services(
                 onListening: { port in try QuorumProxyCommand.writeReadyFile(readyFile, port: port) },
@@ -152,6 +167,17 @@ struct Run: AsyncParsableCommand {
         } catch {
             await quorum?.close()
             throw QuorumProxyCommand.Failure(error.description)
+        }
+        if let registry, let address = configuration.telemetry.metricsListen {
+            let expiry = CertificateExpiryGauges(certificates + runtime.monitoredCertificates, factory: metrics.factory)
+            let sampled = quorum
+            listeners.append(
+                MetricsEndpoint.service(
+                    registry: registry, host: address.host, port: address.port, logger: logger,
+                    beforeScrape: {
+                        expiry.sample()
+                        sampled?.sampleGauges()
+                    }))
         }
         let group = ServiceGroup(
             configuration: .init(
@@ -165,6 +191,7 @@ struct Run: AsyncParsableCommand {
                 "bundle": "\(configuration.bundlePath ?? "from the nodes")",
                 "bundle_version": "\(view.bundle.version)", "bundle_digest": "\(view.bundle.digest)",
                 "decision": "\(quorum == nil ? "none (503)" : "quorum, threshold \(quorum!.threshold)")",
+                "metrics": "\(configuration.telemetry.metricsListen.map { "\($0)" } ?? "off")",
             ])
         do { try await group.run() } catch {
             await quorum?.close()
@@ -200,7 +227,7 @@ struct DemoUpstreamCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        _ = try QuorumProxyCommand.bootstrapLogging(logLevel)
+        Telemetry.bootstrapLogging(json: false, level: try QuorumProxyCommand.logLevel(logLevel))
         let address: NodeAddress
         do { address = try NodeAddress.parse(listen, ports: 0...65535) } catch {
             throw QuorumProxyCommand.Failure("--listen \(listen): \(error.reason)")

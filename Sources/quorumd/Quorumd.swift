@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import QuorumNode
+import QuorumTelemetry
 import ServiceLifecycle
 
 /// The policy node daemon (DESIGN.md §2). Argument parsing and wiring only: the configuration,
@@ -13,8 +14,10 @@ struct Quorumd: AsyncParsableCommand {
         abstract: "Run a Quorum Latch policy node.",
         discussion: """
             Reads a TOML configuration (docs/operations.md, "Running a node"), listens for node RPC over mutual \
-            TLS, sends heartbeats to its peers and answers `quorumctl status`. Stops cleanly on SIGTERM or SIGINT. \
-            Exit status: 0 after a clean shutdown, 2 for a bad configuration or a listener that cannot start.
+            TLS, sends heartbeats to its peers and answers `quorumctl status`. With a [metrics] table it serves \
+            Prometheus metrics at GET /metrics on a listener of its own (docs/operations.md, "Metrics"). Stops cleanly \
+            on SIGTERM or SIGINT. Exit status: 0 after a clean shutdown, 2 for a bad configuration or a listener that \
+            cannot start.
             """
     )
 
@@ -27,38 +30,54 @@ struct Quorumd: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Log format: text, or json (one object per line); overrides [log] format.")
+    var logFormat: String?
+
     func run() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw Failure(
                 "--log-level \(logLevel): not a level; use trace, debug, info, notice, warning, error or critical")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let flagFormat = try logFormat.map { name throws(Failure) in
+            guard let format = LogFormat(rawValue: name) else {
+                throw Failure("--log-format \(name): not a log format; use text or json")
+            }
+            return format
         }
         let node: NodeConfiguration
         do { node = try NodeConfiguration.load(path: config) } catch { throw Failure(error.description) }
+        // One bootstrap each, here and nowhere else: the library code only records and logs.
+        Telemetry.bootstrapLogging(json: (flagFormat ?? node.telemetry.logFormat) == .json, level: level)
+        let registry = node.telemetry.metricsListen.map { _ in
+            Telemetry.bootstrapMetrics(histogramBuckets: NodeMetrics.histogramBuckets)
+        }
         var logger = Logger(label: "quorumd")
         logger[metadataKey: "node"] = "\(node.nodeID)"
         let runtime: NodeRuntime
-        do { runtime = try NodeRuntime(configuration: node, logger: logger) } catch {
+        do { runtime = try NodeRuntime(configuration: node, metrics: NodeMetrics(), logger: logger) } catch {
             throw Failure(error.description)
         }
         let readyFile = readyFile
+        var services = runtime.services { port in
+            if let readyFile {
+                try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: readyFile), options: .atomic)
+            }
+        }
+        if let registry, let address = node.telemetry.metricsListen {
+            services.append(
+                .init(
+                    service: MetricsEndpoint.service(
+                        registry: registry, host: address.host, port: address.port, logger: logger,
+                        beforeScrape: { runtime.sampleGauges() }),
+                    successTerminationBehavior: .gracefullyShutdownGroup))
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: runtime.services { port in
-                    if let readyFile {
-                        try Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: readyFile), options: .atomic)
-                    }
-                },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
             "starting",
             metadata: [
                 "listen": "\(node.listen)", "peers": "\(node.peers.map(\.id))", "data_dir": "\(node.dataDirectory)",
+                "metrics": "\(node.telemetry.metricsListen.map { "\($0)" } ?? "off")",
             ])
         do {
             try await group.run()

@@ -94,6 +94,12 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
 /// [[peers]]
 /// id = 2
 /// address = "127.0.0.1:7102"
+///
+/// [metrics]                    # optional: Prometheus GET /metrics on its own listener
+/// listen = "127.0.0.1:9101"
+///
+/// [log]                        # optional: "text" (default) or "json"
+/// format = "json"
 /// ```
 ///
 /// Relative paths are relative to the directory of the configuration file. Unknown keys are
@@ -139,8 +145,12 @@ public struct NodeConfiguration: Sendable, Hashable {
     /// How far a proxy's stated request time may be from this node's clock before the node
     /// refuses to decide (``DecideRequest/time``).
     public var maximumClockSkew: Duration = .seconds(5)
+    /// The `[metrics]` listener and `[log]` format.
+    public var telemetry = TelemetrySettings()
 
-    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy"]
+    static let topKeys =
+        ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy"]
+        + TelemetrySettings.tables
     static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
@@ -263,6 +273,7 @@ public struct NodeConfiguration: Sendable, Hashable {
                 policy["max_clock_skew_ms"], key: "policy.max_clock_skew_ms", default: 5000)
             configuration.maximumClockSkew = .milliseconds(skew)
         }
+        configuration.telemetry = try reader.telemetry(table, listeners: [("listen", listen)])
         return configuration
     }
 

@@ -78,14 +78,22 @@ public final class NodeRuntime: Sendable {
     public let router: NodeRouter
     /// The policy decision point: bundles, verdicts, settlement.
     public let verdicts: VerdictService
+    /// The signer: nonce commitments and signature shares.
+    public let signing: SigningService
+    /// The node's metrics; ``NodeMetrics/log`` is where the log code reports its gauges.
+    public let metrics: NodeMetrics
+    private let certificateExpiry: CertificateExpiryGauges
     private let logger: Logger
 
     /// Opens the data directory and builds every part; nothing listens until ``services`` run.
     ///
     /// - Throws: a one-line description naming what is wrong (the configuration key, the store or
     ///   key file), as ``NodeRuntimeError``.
-    public init(configuration: NodeConfiguration, logger: Logger) throws(NodeRuntimeError) {
+    public init(
+        configuration: NodeConfiguration, metrics: NodeMetrics = NodeMetrics(), logger: Logger
+    ) throws(NodeRuntimeError) {
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
         let transport: TransportConfiguration
         do {
@@ -104,6 +112,7 @@ public final class NodeRuntime: Sendable {
         } catch {
             throw NodeRuntimeError("\(error)")
         }
+        certificateExpiry = CertificateExpiryGauges(transport.monitoredCertificates, factory: metrics.factory)
         let keys = keys
         // Membership reports the installed bundle's digest, and the verdict service signs with the
         // signing service, which needs membership's epoch: the digest is read through a box filled
@@ -117,10 +126,12 @@ public final class NodeRuntime: Sendable {
                     groupKey: keys.current?.groupKeyBytes,
                     bundleDigest: decisionPoint.withLockedValue { $0 }?.bundleDigest)
             })
-        let signing = SigningService(store: store, keys: keys, membership: membership, logger: logger)
+        let signing = SigningService(
+            store: store, keys: keys, membership: membership, logger: logger, metrics: metrics)
+        self.signing = signing
         let verdicts = try VerdictService(
             configuration: configuration, identity: identity, store: store, keys: { keys.current }, signer: signing,
-            logger: logger)
+            metrics: metrics, logger: logger)
         decisionPoint.withLockedValue { $0 = verdicts }
         self.verdicts = verdicts
         // Every subsystem that answers frames is listed here, once.
@@ -144,6 +155,15 @@ public final class NodeRuntime: Sendable {
         } catch {
             throw NodeRuntimeError(error.description)
         }
+    }
+
+    /// Brings the gauges that are read rather than pushed up to date: the nonce pool's depth, each
+    /// peer's liveness, certificate expiry and the checkpoint's age. The metrics listener calls it
+    /// before each scrape.
+    public func sampleGauges() {
+        metrics.sample(poolDepth: signing.poolDepth, peers: membership.membership.peers.values.sorted { $0.nodeID < $1.nodeID })
+        certificateExpiry.sample()
+        metrics.log.sample(now: Date())
     }
 
     /// The node's long-running services, for one `ServiceGroup`: the listener (calling

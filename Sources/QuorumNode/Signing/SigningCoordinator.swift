@@ -242,6 +242,11 @@ public final class SigningCoordinator: Sendable {
         return popped.map { Commitment(nodeID: id, bootEpoch: $0.bootEpoch, entry: $0.entry) }
     }
 
+    /// How many of node `id`'s commitments are cached now (for the proxy's metrics).
+    public func cachedCommitmentCount(of id: UInt16) -> Int {
+        caches.withLockedValue { $0[id]?.commitments.count ?? 0 }
+    }
+
     /// Waits for a batch of commitments from node `id` to reach its cache: the one in flight, or
     /// a new one. A batch of another epoch replaces what was cached.
     public func refill(_ id: UInt16) async throws(SigningError) {

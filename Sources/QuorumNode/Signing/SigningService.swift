@@ -82,6 +82,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
     private let threadPool: NIOThreadPool
     private let committer: DecisionCommitter
     private let logger: Logger
+    private let metrics: NodeMetrics
     private let now: @Sendable () -> Int64
 
     /// A signing service for node `nodeID` in `bootEpoch`, reading the keys per request from
@@ -92,7 +93,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
     public init(
         nodeID: UInt16, bootEpoch: UInt64, keys: @escaping @Sendable () -> NodeKeys?, store: NodeStore,
         configuration: Configuration = Configuration(), threadPool: NIOThreadPool = .singleton,
-        logger: Logger = Logger(label: "quorum.signing"),
+        metrics: NodeMetrics = NodeMetrics(), logger: Logger = Logger(label: "quorum.signing"),
         now: @escaping @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
     ) {
         self.nodeID = nodeID
@@ -103,6 +104,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         self.configuration = configuration
         self.threadPool = threadPool
         self.logger = logger
+        self.metrics = metrics
         self.now = now
         // Counted once at start; a store that cannot be read fails every later write anyway.
         let evidence = (try? ledger.evidenceCount()) ?? 0
@@ -124,12 +126,12 @@ public final class SigningService: NodeFrameHandler, Sendable {
     /// and boot epoch.
     public convenience init(
         store: NodeStore, keys: NodeKeyStore, membership: MembershipService, logger: Logger,
-        configuration: Configuration = Configuration()
+        configuration: Configuration = Configuration(), metrics: NodeMetrics = NodeMetrics()
     ) {
         let view = membership.membership
         self.init(
             nodeID: view.nodeID, bootEpoch: view.bootEpoch, keys: { keys.current }, store: store,
-            configuration: configuration, logger: logger)
+            configuration: configuration, metrics: metrics, logger: logger)
     }
 
     /// How many nonces are outstanding (handed out, not yet used).
@@ -203,6 +205,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         let request = try frame.decode(SignRequest.self)
         let digest: [UInt8]
         guard let check = decisionCheck.withLockedValue({ $0 }) else {
+            metrics.share("refused", reason: SigningRefusal.Reason.noDecision.rawValue)
             return try refuse(
                 frame, peer, requestID: request.requestID,
                 SigningRefusal(
@@ -213,6 +216,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         case .failure(let refusal):
             // The nonce is spent all the same: a refused request never leaves it usable.
             _ = state.withLockedValue { $0.pool.take(request.nonceID, epoch: request.bootEpoch) }
+            metrics.share("refused", reason: refusal.reason.rawValue)
             return try refuse(frame, peer, requestID: request.requestID, refusal)
         }
         switch await sign(request, decisionDigest: digest, peer: peer) {
@@ -227,6 +231,17 @@ public final class SigningService: NodeFrameHandler, Sendable {
     /// fresh nonce, another is refused as a conflicting decision. The caller has established that
     /// the message stands for that decision (``DecisionCheck``, or the verdict it just reached).
     public func sign(_ request: SignRequest, decisionDigest digest: [UInt8], peer: PeerIdentity) async -> Outcome {
+        let outcome = await share(request, decisionDigest: digest, peer: peer)
+        switch outcome {
+        case .signed: metrics.share("given")
+        case .refused(let refusal): metrics.share("refused", reason: refusal.reason.rawValue)
+        case .failed: metrics.share("failed")
+        }
+        return outcome
+    }
+
+    /// ``sign(_:decisionDigest:peer:)``'s work, before the outcome is counted.
+    private func share(_ request: SignRequest, decisionDigest digest: [UInt8], peer: PeerIdentity) async -> Outcome {
         let requestID = request.requestID
         guard let keys = keys() else { return .refused(SigningRefusal(.noGroupKey, Self.noKeyDetail)) }
         // The nonce leaves the pool first: whatever is wrong with the request, it is never
@@ -267,7 +282,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         } catch {
             release(requestID)
             logger.error(
-                "cannot record a decision; share withheld", metadata: ["request": "\(requestID)", "error": "\(error)"])
+                "cannot record a decision; share withheld", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
             return .failed(
                 ErrorResponse(.internal, "cannot record the decision for request \(requestID); nothing was signed"))
         }
@@ -411,7 +426,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         guard admitted else {
             logger.error(
                 "evidence store full; refusal not kept",
-                metadata: ["request": "\(request.requestID)", "kind": "\(kind)"])
+                metadata: ["request_id": "\(request.requestID)", "kind": "\(kind)"])
             return
         }
         let evidence = DecisionLedger.Evidence(
@@ -421,7 +436,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         do {
             try await threadPool.runIfActive { try ledger.keep(evidence) }
         } catch {
-            logger.error("cannot keep evidence", metadata: ["request": "\(request.requestID)", "error": "\(error)"])
+            logger.error("cannot keep evidence", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
         }
     }
 
@@ -429,7 +444,7 @@ public final class SigningService: NodeFrameHandler, Sendable {
         _ frame: Frame, _ peer: PeerIdentity, requestID: String?, _ refusal: SigningRefusal
     ) throws(FrameError) -> Frame {
         var metadata: Logger.Metadata = ["peer": "\(peer)", "reason": "\(refusal.reason.rawValue)"]
-        if let requestID { metadata["request"] = "\(requestID)" }
+        if let requestID { metadata["request_id"] = "\(requestID)" }
         let level: Logger.Level =
             switch refusal.reason {
             case .conflictingDecision, .nonceAlreadyUsed, .commitmentMismatch: .warning

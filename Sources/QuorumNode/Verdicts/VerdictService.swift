@@ -42,6 +42,7 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     /// Verdict and settlement writes, group-committed in evaluation order.
     private let committer: StoreCommitter
     private let logger: Logger
+    private let metrics: NodeMetrics
     private let state: NIOLockedValueBox<State>
     /// This node's decryption share of each credential record, by secret name: a share is a
     /// function of the record's box and the node's sealing share only (its proof is a proof of
@@ -58,7 +59,7 @@ public final class VerdictService: NodeFrameHandler, Sendable {
     public init(
         configuration: NodeConfiguration, identity: Ed25519KeyPair, store: NodeStore,
         keys: @escaping @Sendable () -> NodeKeys?, signer: SigningService, threadPool: NIOThreadPool = .singleton,
-        logger: Logger
+        metrics: NodeMetrics = NodeMetrics(), logger: Logger
     ) throws(NodeRuntimeError) {
         nodeID = configuration.nodeID
         self.identity = identity
@@ -73,6 +74,7 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         committer = StoreCommitter(
             store: store, threadPool: threadPool, eventLoop: MultiThreadedEventLoopGroup.singleton.any())
         self.logger = logger
+        self.metrics = metrics
         var initial = State()
         do {
             if let signed = try store.get(.policy, PolicyStore.bundleKey) {
@@ -286,13 +288,31 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             if let written = found.written {
                 do { try await written.get() } catch {
                     state.withLockedValue { _ = $0.inFlight.removeValue(forKey: request.requestID) }
+                    metrics.decideRefused(code: ErrorResponse.Code.internal.description)
+                    logger.error(
+                        "cannot record the verdict",
+                        metadata: ["request_id": "\(request.requestID)", "reason": "\(error)"])
                     return try Frame.errorResponse(
                         ErrorResponse(.internal, "cannot record the verdict for \(request.requestID): \(error)"),
                         to: frame)
                 }
+                if let queued = found.queuedAt { metrics.verdictWritten(in: .now - queued) }
                 state.withLockedValue { _ = $0.inFlight.removeValue(forKey: request.requestID) }
             }
+            logger.info(
+                "verdict",
+                metadata: [
+                    "request_id": "\(request.requestID)", "decision": "\(decided.allow ? "allow" : "deny")",
+                    "step": "\(decided.allow ? "none" : MetricLabels.step(ofReason: decided.reasons.first ?? ""))",
+                    "latch": "\(decided.latch.isEmpty ? "-" : decided.latch)",
+                ])
         case .failure(let refusal):
+            metrics.decideRefused(code: refusal.code.description)
+            logger.info(
+                "decide refused",
+                metadata: [
+                    "request_id": "\(request.requestID)", "code": "\(refusal.code)", "reason": "\(refusal.reason)",
+                ])
             return try Frame.errorResponse(ErrorResponse(refusal.code, refusal.reason), to: frame)
         }
         let keys = keys()
@@ -317,6 +337,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         let verdict: [UInt8]
         let decided: Decided
         let written: EventLoopFuture<Void>?
+        /// When this call queued the write, if it did (a retry waiting for the same write did not).
+        var queuedAt: ContinuousClock.Instant? = nil
     }
 
     /// This node's verdict on `request`: the one in flight or recorded for its request id, or a new
@@ -349,9 +371,11 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 throw Refusal(
                     .unavailable, "node \(nodeID) has no policy bundle installed; push one with quorumctl policy push")
             }
+            let evaluationStart = ContinuousClock.now
             let decision = PolicyEngine(bundle: bundle).evaluate(
                 Self.decisionRequest(request), state: policyState,
                 at: Date(timeIntervalSince1970: Double(request.time) / 1000))
+            metrics.verdict(decision, evaluatedIn: .now - evaluationStart)
             var updated = policyState
             updated.apply(decision.stateChanges)
             let encoded = decision.encoded()
@@ -383,12 +407,13 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             // Queued in evaluation order and group-committed; the answer waits for it (decide).
             // The next evaluation already sees this one's state, as the store will once both are
             // written: a later synced write lands only after the earlier ones.
+            let queuedAt = ContinuousClock.now
             let written = committer.enqueue(writes)
             state.withLockedValue {
                 $0.policyState = updated
                 $0.inFlight[request.requestID] = (encoded, decided, written)
             }
-            return Reached(verdict: encoded, decided: decided, written: written)
+            return Reached(verdict: encoded, decided: decided, written: written, queuedAt: queuedAt)
         }
     }
 
@@ -415,17 +440,17 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 commitments: request.signers.map(\.signerCommitment))
         } catch {
             logger.warning(
-                "cannot build the receipt to sign", metadata: ["request": "\(request.requestID)", "error": "\(error)"])
+                "cannot build the receipt to sign", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
             return []
         }
         switch await signer.sign(signRequest, decisionDigest: claims.decisionDigest, peer: peer) {
         case .signed(let response): return response.share
         case .refused(let refusal):
             logger.notice(
-                "receipt not signed: \(refusal)", metadata: ["request": "\(request.requestID)", "peer": "\(peer)"])
+                "receipt not signed: \(refusal)", metadata: ["request_id": "\(request.requestID)", "peer": "\(peer)"])
             return []
         case .failed(let error):
-            logger.error("receipt not signed: \(error)", metadata: ["request": "\(request.requestID)"])
+            logger.error("receipt not signed: \(error)", metadata: ["request_id": "\(request.requestID)"])
             return []
         }
     }
@@ -437,7 +462,7 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             guard let bytes = try store.get(.policy, PolicyStore.key(PolicyStore.credentialPrefix, secret)) else {
                 logger.warning(
                     "allowed, but no sealed credential is held for the secret; push it with quorumctl secrets set --cluster",
-                    metadata: ["request": "\(requestID)", "secret": "\(secret)"])
+                    metadata: ["request_id": "\(requestID)", "secret": "\(secret)"])
                 return []
             }
             let sealingKey = try keys.sealingGroup.verifyingKey.serialized()
@@ -452,14 +477,14 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             guard record.sealingGroupKey == sealingKey else {
                 logger.warning(
                     "the sealed credential '\(secret)' is sealed to another group; seal it again",
-                    metadata: ["request": "\(requestID)"])
+                    metadata: ["request_id": "\(requestID)"])
                 return []
             }
             let share = try ThresholdSealing<Ed25519Suite>.decryptionShare(for: record.box, key: keys.sealing).encoded()
             decryptionShares.withLockedValue { $0[secret] = (bytes, sealingKey + ownShare, share) }
             return share
         } catch {
-            logger.error("cannot make a decryption share: \(error)", metadata: ["request": "\(requestID)"])
+            logger.error("cannot make a decryption share: \(error)", metadata: ["request_id": "\(requestID)"])
             return []
         }
     }

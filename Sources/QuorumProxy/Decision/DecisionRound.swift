@@ -166,6 +166,18 @@ public struct DecisionRound: Sendable {
     /// The optimistic signers given up on when the per-signer budget passed, ascending.
     public var overdueSigners: [UInt16] { overdue.sorted() }
 
+    /// The chosen signers the call went on without, ascending: optimistic signers that failed,
+    /// were given up on when the per-signer budget passed, or answered without a share, and every
+    /// signer named at fault by ``signingFailed(nodes:)``. An optimistic signer that decided
+    /// otherwise than the others is not among them: it disagreed, it did not miss.
+    public var missedSigners: [UInt16] {
+        var missed = overdue.union(signingFailures)
+        for node in optimisticSigners {
+            if failures[node] != nil || answers[node].map({ $0.share == nil }) == true { missed.insert(node) }
+        }
+        return missed.sorted()
+    }
+
     /// The call's deadline passed: decide with what there is.
     public mutating func deadlinePassed() -> Next {
         guard !finished else { return .wait }

@@ -62,6 +62,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     private let identityKeys = NIOLockedValueBox<[UInt16: IdentityKey]>([:])
     /// Nodes that failed recently, and until when they are not picked as optimistic signers.
     private let downUntil = NIOLockedValueBox<[UInt16: ContinuousClock.Instant]>([:])
+    private let metrics: ProxyMetrics
     private let logger: Logger
 
     /// How long a node that failed is passed over when picking optimistic signers.
@@ -70,10 +71,11 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     /// An authorizer over `parts`.
     ///
     /// - Throws: ``CryptoError`` when the signing group's key cannot be serialised.
-    public init(_ parts: Parts, logger: Logger) throws(CryptoError) {
+    public init(_ parts: Parts, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger) throws(CryptoError) {
         self.parts = parts
         groupKey = try parts.coordinator.group.verifyingKey.serialized()
         nodeIDs = parts.coordinator.nodes.keys.sorted()
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -97,6 +99,12 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
 
     /// Closes the node connections.
     public func close() async { await parts.coordinator.close() }
+
+    /// Brings the commitments-available gauge up to date for every node; the metrics listener
+    /// calls it before each scrape.
+    public func sampleGauges() {
+        for node in nodeIDs { metrics.commitments(node, parts.coordinator.cachedCommitmentCount(of: node)) }
+    }
 
     // MARK: - Deciding
 
@@ -205,6 +213,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             }
         }
         let decided = ContinuousClock.now
+        for node in round.missedSigners { metrics.signerMissed(node) }
         var timings = DecisionTimings(verdict: decided - start - signing, signing: signing)
         guard case .finish(let outcome) = next else {
             return TimedAuthorization(
@@ -512,7 +521,9 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             if let signed {
                 receipt = try? Receipt(claims: signed.claims, groupKey: groupKey, signature: signed.signature).compact
             }
-            return .deny(DeniedCall(receipt: receipt, reasons: reasons))
+            // The metrics label comes from claims k nodes signed, never from one node's word.
+            let step = signed.map { MetricLabels.step(ofReason: $0.claims.reasons.first ?? "") }
+            return .deny(DeniedCall(receipt: receipt, reasons: reasons, step: step))
         case .allow(let claims, let signature, let verdicts, let decryptionShares):
             let receipt: String
             do {

@@ -28,6 +28,8 @@ public struct QuorumLink: Sendable {
     public let credentials: SealedCredentialDirectory
     /// The settings it was made from.
     public let settings: ClusterSettings
+    /// The proxy's node-RPC certificate (`proxy`) and the cluster CA (`ca`), for the expiry gauge.
+    public let certificates: [MonitoredCertificate]
 
     /// Loads everything `settings` names; `dataDirectory` holds `credentials/`.
     ///
@@ -69,7 +71,8 @@ public struct QuorumLink: Sendable {
             client: client, nodes: nodes, group: group, configuration: configuration, logger: logger)
         return QuorumLink(
             coordinator: coordinator, sealingGroup: sealingGroup,
-            credentials: SealedCredentialDirectory(proxyDirectory: dataDirectory), settings: settings)
+            credentials: SealedCredentialDirectory(proxyDirectory: dataDirectory), settings: settings,
+            certificates: transport.monitoredCertificates)
     }
 
     static func group(_ path: String, purpose: KeyPurpose) throws(QuorumLinkError) -> PublicKeyPackage<Ed25519Suite> {
@@ -88,13 +91,15 @@ public struct QuorumLink: Sendable {
     }
 
     /// The authorizer deciding with this link.
-    public func authorizer(routing: RoutingTable, logger: Logger) throws(QuorumLinkError) -> QuorumAuthorizer {
+    public func authorizer(
+        routing: RoutingTable, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger
+    ) throws(QuorumLinkError) -> QuorumAuthorizer {
         do {
             return try QuorumAuthorizer(
                 QuorumAuthorizer.Parts(
                     coordinator: coordinator, sealingGroup: sealingGroup, credentials: credentials, routing: routing,
                     decisionTimeout: settings.decisionTimeout, signerBudget: settings.effectiveSignerBudget),
-                logger: logger)
+                metrics: metrics, logger: logger)
         } catch {
             throw QuorumLinkError("\(settings.group): \(error)")
         }
