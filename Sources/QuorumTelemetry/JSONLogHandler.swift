@@ -150,7 +150,9 @@ public struct JSONLogHandler: LogHandler {
 
     /// `date` as RFC 3339 in UTC with milliseconds: `2026-05-01T12:00:00.123Z`.
     static func rfc3339(_ date: Date) -> String {
-        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Microseconds first, rounded, so that a time stored as x.999 (binary 0.99899…) stays .999.
+        let microseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        let (totalMilliseconds, _) = floorDivision(microseconds, 1000)
         let (days, dayMilliseconds) = floorDivision(totalMilliseconds, 86_400_000)
         let (year, month, day) = civil(fromDays: days)
         let hour = dayMilliseconds / 3_600_000
