@@ -123,6 +123,49 @@ import Testing
         #expect(error.description.hasPrefix("node.toml: \(key): "), "\(error)")
     }
 
+    @Test("[metrics] and [log] are optional: no listener and no format by default")
+    func telemetryDefaults() throws {
+        let plain = try parse(Self.good)
+        #expect(plain.telemetry.metricsListen == nil)
+        #expect(plain.telemetry.logFormat == nil)
+        let configured = try parse(
+            Self.good.replacingOccurrences(of: "[[peers]]\nid = 3", with: """
+                [metrics]
+                listen = "127.0.0.1:9101"
+
+                [log]
+                format = "json"
+
+                [[peers]]
+                id = 3
+                """))
+        #expect(configured.telemetry.metricsListen == NodeAddress(host: "127.0.0.1", port: 9101))
+        #expect(configured.telemetry.logFormat == .json)
+    }
+
+    @Test(
+        "a bad [metrics] or [log] table names the key and what is valid",
+        arguments: [
+            ("[metrics]\nlisten = \"127.0.0.1\"", "metrics.listen", "host:port"),
+            ("[metrics]\nlisten = \"127.0.0.1:0\"", "metrics.listen", "1-65535"),
+            ("[metrics]\nlisten = \"127.0.0.1:7101\"", "metrics.listen", "is also listen (127.0.0.1:7101)"),
+            ("[metrics]\nport = 9101", "metrics.port", "valid keys here are listen"),
+            ("[metrics]\n", "metrics.listen", "missing; give the Prometheus listener's"),
+            ("metrics = \"127.0.0.1:9101\"", "metrics", "must be a table ([metrics])"),
+            ("[log]\nformat = \"yaml\"", "log.format", "'yaml' is not a log format; expected \"text\" or \"json\""),
+            ("[log]\nformat = 1", "log.format", "expected \"text\" or \"json\""),
+            ("[log]\nlevel = \"debug\"", "log.level", "valid keys here are format"),
+        ])
+    func telemetryRefused(table: String, key: String, hint: String) throws {
+        // Top-level keys go before the first table.
+        let text =
+            table.hasPrefix("[")
+            ? Self.good + "\n" + table + "\n" : Self.good.replacingOccurrences(of: "[tls]", with: table + "\n\n[tls]")
+        let error = try #require(refusal(text), "accepted: \(text)")
+        #expect(error.key == key, "\(error)")
+        #expect(error.description.contains(hint), "\(error)")
+    }
+
     @Test("not TOML at all: the line is named")
     func syntax() {
         let error = refusal("node_id = = 1")

@@ -180,6 +180,40 @@ struct ProxyUnitTests {
         #expect(badSigner?.key == "bundle.trusted_signers[1]")
     }
 
+    @Test("Configuration: [metrics] and [log] as quorumd reads them; the metrics port is not an agent listener's")
+    func telemetryConfiguration() throws {
+        let signer = String(repeating: "ab", count: 32)
+        let base = """
+            listen = "127.0.0.1:8080"
+            [bundle]
+            file = "b.json"
+            trusted_signers = ["\(signer)"]
+            [tls]
+            listen = "0.0.0.0:8443"
+            certificate = "tls.pem"
+            private_key = "tls.key"
+
+            """
+        let parsed = try ProxyConfiguration.parse(
+            base + "[metrics]\nlisten = \"127.0.0.1:9100\"\n[log]\nformat = \"text\"\n", file: "proxy.toml",
+            baseDirectory: "/etc/quorum")
+        #expect(parsed.telemetry.metricsListen == NodeAddress(host: "127.0.0.1", port: 9100))
+        #expect(parsed.telemetry.logFormat == .text)
+        #expect(try ProxyConfiguration.parse(base, file: "p.toml", baseDirectory: "/").telemetry == TelemetrySettings())
+
+        for (table, key, hint) in [
+            ("[metrics]\nlisten = \"127.0.0.1:8443\"\n", "metrics.listen", "is also tls.listen (0.0.0.0:8443)"),
+            ("[metrics]\nlisten = \"127.0.0.1:8080\"\n", "metrics.listen", "is also listen (127.0.0.1:8080)"),
+            ("[log]\nformat = \"JSON\"\n", "log.format", "'JSON' is not a log format"),
+        ] {
+            let refused = #expect(throws: ProxyConfigurationError.self) {
+                try ProxyConfiguration.parse(base + table, file: "p.toml", baseDirectory: "/")
+            }
+            #expect(refused?.key == key, "\(String(describing: refused))")
+            #expect(refused?.description.contains(hint) == true, "\(String(describing: refused))")
+        }
+    }
+
     @Test("Configuration: [cluster] names the quorum; the bundle file becomes optional and data_dir required")
     func clusterConfiguration() throws {
         let signer = String(repeating: "ab", count: 32)

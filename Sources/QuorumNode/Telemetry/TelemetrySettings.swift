@@ -37,7 +37,7 @@ public struct TelemetrySettings: Sendable, Hashable {
     }
 
     /// The top-level keys these settings take.
-    static let tables = ["metrics", "log"]
+    package static let tables = ["metrics", "log"]
     static let metricsKeys = ["listen"]
     static let logKeys = ["format"]
 }
