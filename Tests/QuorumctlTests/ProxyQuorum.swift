@@ -15,8 +15,10 @@ import Testing
 ///
 /// The credential is sealed (`secrets set`) and pushed (`secrets push`); the bundle is signed
 /// and pushed from `bundle.yaml`, which tests may edit with `quorumctl latch …` and publish again
-/// (``publish()``). When `with` ends it checks that neither the proxy's data directory nor its
-/// log ever held the credential or the token.
+/// (``publish()``). With `telemetry`, every node and the proxy serve `/metrics` (a `[metrics]`
+/// table) and log JSON lines (the nodes by `[log] format`, the proxy by `--log-format json`). When
+/// `with` ends it checks that neither the proxy's data directory nor its log ever held the
+/// credential or the token.
 final class ProxyQuorum: @unchecked Sendable {
     // @unchecked Sendable: every stored property is set once in `with` before any test sees the
     // value; the suites using it are serialized, so the workspace and cluster are never used by
@@ -40,10 +42,15 @@ final class ProxyQuorum: @unchecked Sendable {
     let groupKey: [UInt8]
     /// A plain HTTP client (no TLS configuration).
     let client: HTTPClient
+    /// With telemetry: each node's `/metrics` URL, by node id.
+    let nodeMetricsURLs: [Int: String]
+    /// With telemetry: the proxy's `/metrics` URL.
+    let proxyMetricsURL: String?
 
     private init(
         workspace: Workspace, cluster: TestCluster, proxy: Daemon, upstream: Daemon, upstreamPort: Int, url: String,
-        tlsURL: String, groupKey: [UInt8], client: HTTPClient
+        tlsURL: String, groupKey: [UInt8], client: HTTPClient, nodeMetricsURLs: [Int: String],
+        proxyMetricsURL: String?
     ) {
         self.workspace = workspace
         self.cluster = cluster
@@ -54,6 +61,8 @@ final class ProxyQuorum: @unchecked Sendable {
         self.tlsURL = tlsURL
         self.groupKey = groupKey
         self.client = client
+        self.nodeMetricsURLs = nodeMetricsURLs
+        self.proxyMetricsURL = proxyMetricsURL
     }
 
     static func readPort(_ path: String, _ process: Daemon) async throws -> Int {
@@ -71,7 +80,8 @@ final class ProxyQuorum: @unchecked Sendable {
     /// Starts everything with the bundle `bundle(upstreamPort)` (version 1) and runs `body`;
     /// kills what is left afterwards.
     static func with(
-        bundle: (Int) -> String, decisionTimeoutMilliseconds: Int = 3000, _ body: (ProxyQuorum) async throws -> Void
+        bundle: (Int) -> String, decisionTimeoutMilliseconds: Int = 3000, telemetry: Bool = false,
+        _ body: (ProxyQuorum) async throws -> Void
     ) async throws {
         try await Workspace.with { workspace in
             let trusted = try VerdictClusterTests.operatorKey(workspace, "operator-key.json")
@@ -92,6 +102,16 @@ final class ProxyQuorum: @unchecked Sendable {
                 "node-4.toml",
                 nodeFour.replacingOccurrences(
                     of: "operator_keys = [\"\(trusted)\"]", with: "operator_keys = [\"\(trusted)\", \"\(rogue)\"]"))
+            var metricsPorts: [Int] = []
+            if telemetry {
+                metricsPorts = try TestCluster.freePorts(cluster.size + 1)
+                for id in 1...cluster.size {
+                    let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
+                    try workspace.write(
+                        "node-\(id).toml",
+                        config + "\n[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[id - 1])\"\n\n[log]\nformat = \"json\"\n")
+                }
+            }
             try await cluster.startAll()
 
             try workspace.write("api-key", apiKey + "\n")
@@ -141,13 +161,14 @@ final class ProxyQuorum: @unchecked Sendable {
                 [bundle]
                 trusted_signers = ["\(trusted)"]
                 refresh_ms = 300
-                """)
+
+                """ + (telemetry ? "[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[cluster.size])\"\n" : ""))
             let proxy = try Daemon(
                 id: 101, port: 0,
                 arguments: [
                     "run", "--config", workspace.path("proxy.toml"), "--ready-file", workspace.path("proxy-port"),
                     "--tls-ready-file", workspace.path("proxy-tls-port"),
-                ],
+                ] + (telemetry ? ["--log-format", "json"] : []),
                 executable: proxyBinary)
             children.append(proxy)
             let group = try KeyFiles.decodeGroup(
@@ -157,7 +178,12 @@ final class ProxyQuorum: @unchecked Sendable {
                 workspace: workspace, cluster: cluster, proxy: proxy, upstream: upstream, upstreamPort: upstreamPort,
                 url: "http://127.0.0.1:\(try await readPort(workspace.path("proxy-port"), proxy))",
                 tlsURL: "https://127.0.0.1:\(try await readPort(workspace.path("proxy-tls-port"), proxy))",
-                groupKey: try group.verifyingKey.serialized(), client: client)
+                groupKey: try group.verifyingKey.serialized(), client: client,
+                nodeMetricsURLs: telemetry
+                    ? Dictionary(uniqueKeysWithValues: (1...cluster.size).map {
+                        ($0, "http://127.0.0.1:\(metricsPorts[$0 - 1])/metrics")
+                    }) : [:],
+                proxyMetricsURL: telemetry ? "http://127.0.0.1:\(metricsPorts[cluster.size])/metrics" : nil)
             do {
                 try await body(quorum)
             } catch {
@@ -222,6 +248,8 @@ final class ProxyQuorum: @unchecked Sendable {
 
     struct Answer {
         let status: Int
+        /// `Latch-Request-Id`.
+        let requestID: String?
         let body: String
         let receipt: String?
         let serverTiming: String?
@@ -265,7 +293,8 @@ final class ProxyQuorum: @unchecked Sendable {
         let response = try await (client ?? self.client).execute(request, timeout: .seconds(30))
         let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
         return Answer(
-            status: Int(response.status.code), body: text, receipt: response.headers.first(name: "Latch-Receipt"),
+            status: Int(response.status.code), requestID: response.headers.first(name: "Latch-Request-Id"), body: text,
+            receipt: response.headers.first(name: "Latch-Receipt"),
             serverTiming: response.headers.first(name: "Server-Timing"), elapsed: ContinuousClock.now - started)
     }
 
@@ -300,17 +329,79 @@ final class ProxyQuorum: @unchecked Sendable {
             configuration: HTTPClient.Configuration(tlsConfiguration: tls))
     }
 
+    // MARK: - Metrics
+
+    /// `GET url` over real HTTP: the Prometheus text, parsed.
+    func scrape(_ url: String) async throws -> PrometheusSamples {
+        let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        try #require(response.status == .ok, "GET \(url): \(response.status)")
+        #expect(response.headers.first(name: "content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        return PrometheusSamples(String(buffer: try await response.body.collect(upTo: 4 << 20)))
+    }
+
     /// A suite trait that starts one ``ProxyQuorum`` for the whole suite and hands it to every
     /// test as ``ProxyQuorum/shared``, so the suite pays for one cluster start.
     struct Shared: SuiteTrait, TestScoping {
         let bundle: @Sendable (Int) -> String
+        var telemetry = false
 
         func provideScope(
             for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
         ) async throws {
-            try await ProxyQuorum.with(bundle: bundle) { quorum in
+            try await ProxyQuorum.with(bundle: bundle, telemetry: telemetry) { quorum in
                 try await ProxyQuorum.$shared.withValue(quorum) { try await function() }
             }
         }
     }
+}
+
+/// A Prometheus text exposition, parsed into samples: what a scrape over real HTTP returned.
+struct PrometheusSamples {
+    /// One sample: the metric name (with `_bucket`, `_count`, `_sum` suffixes as written), its
+    /// labels and value.
+    struct Sample {
+        let name: String
+        let labels: [String: String]
+        let value: Double
+    }
+
+    /// The text as received.
+    let text: String
+    let samples: [Sample]
+
+    init(_ text: String) {
+        self.text = text
+        var samples: [Sample] = []
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.isEmpty {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                continue
+            }
+            let series = line[..<space]
+            guard let brace = series.firstIndex(of: "{") else {
+                samples.append(Sample(name: String(series), labels: [:], value: value))
+                continue
+            }
+            var labels: [String: String] = [:]
+            // Labels as the registry writes them: name="value", comma-separated; our values hold no
+            // quotes or commas.
+            for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { continue }
+                labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
+            }
+            samples.append(Sample(name: String(series[..<brace]), labels: labels, value: value))
+        }
+        self.samples = samples
+    }
+
+    /// The value of the one sample named `name` whose labels include `labels`; nil when none is.
+    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+        let matching = samples.filter { sample in
+            sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value }
+        }
+        return matching.count == 1 ? matching[0].value : nil
+    }
+
+    /// ``value(_:_:)``, 0 when no such sample was written yet (a counter not yet incremented).
+    func count(_ name: String, _ labels: [String: String] = [:]) -> Double { value(name, labels) ?? 0 }
 }

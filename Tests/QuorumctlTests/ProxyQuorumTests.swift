@@ -47,8 +47,9 @@ func sharedQuorumBundle(upstreamPort: Int) -> String {
 /// ``ProxyQuorum`` sets them up). Each test leaves the quorum as it found it: every node running
 /// and answering, every node on one honest bundle.
 @Suite(
-    "quorum-proxy on a shared quorum: sender constraints, Server-Timing, a hung signer, a permissive node, budgets, revocation, /self",
-    .serialized, .timeLimit(.minutes(5)), ProxyQuorum.Shared(bundle: { sharedQuorumBundle(upstreamPort: $0) })
+    "quorum-proxy on a shared quorum: sender constraints, Server-Timing, a hung signer, a permissive node, budgets, revocation, /self, metrics and JSON logs",
+    .serialized, .timeLimit(.minutes(5)),
+    ProxyQuorum.Shared(bundle: { sharedQuorumBundle(upstreamPort: $0) }, telemetry: true)
 )
 struct ProxyQuorumTests {
     /// The `metered` latch's token: any 43 base64url characters make a secret.
@@ -182,6 +183,9 @@ struct ProxyQuorumTests {
         // node 1, the lowest id, is chosen again.
         try await Task.sleep(for: .milliseconds(2500))
         let daemon = try #require(quorum.cluster.daemons[1])
+        let proxyMetrics = try #require(quorum.proxyMetricsURL)
+        let missedBefore = try await quorum.scrape(proxyMetrics).count(
+            "quorum_proxy_signer_missed_total", ["node": "1"])
         let pid = daemon.child.process.processIdentifier
         #expect(kill(pid, SIGSTOP) == 0)
         defer { kill(pid, SIGCONT) }
@@ -193,6 +197,8 @@ struct ProxyQuorumTests {
         #expect(receipt.claims.signers == [2, 3, 4])
         #expect((hung.timings["signing"] ?? 0) > 0, "the others signed in a sign request round: \(hung.timings)")
         #expect(quorum.proxy.stderr.contains("did not answer within the per-signer budget"))
+        let missed = try await quorum.scrape(proxyMetrics).count("quorum_proxy_signer_missed_total", ["node": "1"])
+        #expect(missed == missedBefore + 1, "node 1 missed once as a chosen signer: \(missedBefore) → \(missed)")
 
         // Passed over as a chosen signer now: the optimistic round is 2, 3 and 4, no extra signing.
         let next = try await quorum.call(.GET, "/openai/v1/models")
@@ -285,6 +291,176 @@ struct ProxyQuorumTests {
         #expect(parentAfter.status == 403, "\(parentAfter.body)")
         let other = try await quorum.call(.GET, "/openai/v1/models")
         #expect(other.status == 200, "a latch outside the revoked chain still works: \(other.body)")
+    }
+
+    @Test(
+        "metrics over real HTTP: an allowed and a denied call move the proxy's and every node's counters with the filter that denied as the reason, and the histograms get samples"
+    )
+    func metrics() async throws {
+        let quorum = try quorum
+        let proxyURL = try #require(quorum.proxyMetricsURL)
+        let warm = try await quorum.callUntil(.GET, "/openai/v1/models") { $0.status == 200 }
+        try #require(warm.status == 200, "\(warm.body)")
+        // A node may still be evaluating an earlier call the proxy decided without it: wait until
+        // each node's count stands still, so the deltas below are this test's calls only.
+        var nodesBefore: [Int: PrometheusSamples] = [:]
+        for (id, url) in quorum.nodeMetricsURLs {
+            nodesBefore[id] = try await settled(quorum, url)
+        }
+        let before = try await quorum.scrape(proxyURL)
+
+        let allowed = try await quorum.call(.POST, "/openai/v1/chat/completions", body: Self.chat)
+        #expect(allowed.status == 200, "\(allowed.body)")
+        let denied = try await quorum.call(.GET, "/openai/v1/files")
+        #expect(denied.status == 403, "\(denied.body)")
+        let rejected = try await quorum.call(.GET, "/nowhere")
+        #expect(rejected.status == 404, "\(rejected.body)")
+
+        let after = try await quorum.scrape(proxyURL)
+        func moved(_ name: String, _ labels: [String: String]) -> Double {
+            after.count(name, labels) - before.count(name, labels)
+        }
+        #expect(moved("quorum_proxy_decisions_total", ["outcome": "allow", "reason": "none"]) == 1, "\(after.text)")
+        #expect(
+            moved("quorum_proxy_decisions_total", ["outcome": "deny", "reason": "endpoint"]) == 1,
+            "a signed deny names the filter that denied:\n\(after.text)")
+        #expect(moved("quorum_proxy_rejected_total", ["reason": "no_mount"]) == 1)
+        #expect(moved("quorum_proxy_phase_seconds_count", ["phase": "verdict"]) == 2)
+        #expect(moved("quorum_proxy_phase_seconds_count", ["phase": "credential"]) == 1)
+        #expect(moved("quorum_proxy_phase_seconds_count", ["phase": "upstream"]) == 1)
+        #expect(moved("quorum_proxy_request_seconds_count", ["outcome": "deny"]) == 1)
+        #expect(after.count("quorum_proxy_phase_seconds_sum", ["phase": "verdict"]) > 0)
+        #expect(
+            after.count("quorum_proxy_phase_seconds_bucket", ["phase": "verdict", "le": "+Inf"])
+                == after.count("quorum_proxy_phase_seconds_count", ["phase": "verdict"]))
+        for node in 1...4 {
+            #expect(
+                after.value("quorum_proxy_nonce_commitments_available", ["node": "\(node)"]) != nil,
+                "node \(node)'s commitment gauge:\n\(after.text)")
+        }
+        for (role, subject) in [("proxy", "proxy"), ("ca", nil), ("agent-tls", "proxy")] {
+            let left = after.samples.filter {
+                $0.name == "quorum_certificate_expiry_seconds" && $0.labels["role"] == role
+                    && (subject == nil || $0.labels["subject"] == subject)
+            }
+            #expect(left.count == 1 && left[0].value > 86_400, "\(role) certificate:\n\(after.text)")
+        }
+
+        var sharesGiven = 0.0
+        for (id, url) in quorum.nodeMetricsURLs.sorted(by: { $0.key < $1.key }) {
+            let earlier = try #require(nodesBefore[id])
+            let evaluated = "quorum_node_verdict_evaluation_seconds_count"
+            var later = try await quorum.scrape(url)
+            let deadline = ContinuousClock.now + .seconds(10)
+            func everyPeerUp(_ samples: PrometheusSamples) -> Bool {
+                (1...4).filter { $0 != id }.allSatisfy { samples.value("quorum_node_peer_up", ["peer": "\($0)"]) == 1 }
+            }
+            // A peer stopped by an earlier test may take a heartbeat or two to count as up again.
+            while later.count(evaluated) < earlier.count(evaluated) + 2 || !everyPeerUp(later),
+                ContinuousClock.now < deadline
+            {
+                try await Task.sleep(for: .milliseconds(100))
+                later = try await quorum.scrape(url)
+            }
+            func moved(_ name: String, _ labels: [String: String] = [:]) -> Double {
+                later.count(name, labels) - earlier.count(name, labels)
+            }
+            #expect(moved(evaluated) == 2, "node \(id) evaluated both calls")
+            #expect(moved("quorum_node_verdicts_total", ["decision": "allow", "reason": "none"]) == 1, "node \(id)")
+            #expect(moved("quorum_node_verdicts_total", ["decision": "deny", "reason": "endpoint"]) == 1, "node \(id)")
+            #expect(moved("quorum_node_verdict_write_seconds_count") == 2, "node \(id)")
+            #expect(later.value("quorum_node_nonce_pool_depth") != nil, "node \(id)")
+            #expect(everyPeerUp(later), "node \(id) sees every peer up:\n\(later.text)")
+            let own = later.value("quorum_certificate_expiry_seconds", ["role": "node", "subject": "node-\(id)"])
+            #expect((own ?? 0) > 86_400, "node \(id)'s certificate expiry:\n\(later.text)")
+            sharesGiven += moved("quorum_node_signing_shares_total", ["result": "given", "reason": "none"])
+            #expect(!later.text.contains("req_"), "no request id is a label or a value")
+        }
+        #expect(sharesGiven >= 6, "three signers for the allow and three for the deny receipt: \(sharesGiven)")
+    }
+
+    @Test(
+        "JSON logs: every line of the proxy and the nodes is one JSON object; each call's lines carry its request id; no token or credential in any log line or metrics output"
+    )
+    func jsonLogs() async throws {
+        let quorum = try quorum
+        let allowed = try await quorum.callUntil(.POST, "/openai/v1/chat/completions", body: Self.chat) {
+            $0.status == 200
+        }
+        try #require(allowed.status == 200, "\(allowed.body)")
+        let denied = try await quorum.call(.GET, "/openai/v1/files")
+        #expect(denied.status == 403, "\(denied.body)")
+        let allowedID = try #require(allowed.requestID)
+        let deniedID = try #require(denied.requestID)
+
+        func lines(_ text: String, of process: String) throws -> [[String: Any]] {
+            try text.split(separator: "\n").map { line in
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                let fields = try #require(object, "\(process): not a JSON object: \(line)")
+                for key in ["ts", "level", "label", "source", "message"] {
+                    #expect(fields[key] is String, "\(process): no \(key) in \(line)")
+                }
+                let ts = fields["ts"] as? String ?? ""
+                #expect(
+                    ts.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(process): ts \(ts)")
+                return fields
+            }
+        }
+        let proxyLines = try lines(quorum.proxy.stderr, of: "proxy")
+        #expect(
+            proxyLines.contains { $0["message"] as? String == "allowed" && $0["request_id"] as? String == allowedID },
+            "no 'allowed' line with \(allowedID)")
+        #expect(
+            proxyLines.contains { $0["message"] as? String == "denied" && $0["request_id"] as? String == deniedID },
+            "no 'denied' line with \(deniedID)")
+        #expect(proxyLines.contains { $0["label"] as? String == "quorum-proxy" })
+
+        for (id, daemon) in quorum.cluster.daemons.sorted(by: { $0.key < $1.key }) {
+            // Every node evaluates every call; the slowest may log a moment after the proxy answered.
+            var nodeLines: [[String: Any]] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            repeat {
+                nodeLines = try lines(daemon.stderr, of: "node \(id)")
+                if nodeLines.contains(where: { $0["request_id"] as? String == deniedID }) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            } while ContinuousClock.now < deadline
+            let verdicts = nodeLines.filter { $0["message"] as? String == "verdict" }
+            #expect(
+                verdicts.contains {
+                    $0["request_id"] as? String == allowedID && $0["decision"] as? String == "allow"
+                        && $0["node"] as? String == "\(id)"
+                }, "node \(id): no allow verdict line for \(allowedID)")
+            #expect(
+                verdicts.contains {
+                    $0["request_id"] as? String == deniedID && $0["decision"] as? String == "deny"
+                        && $0["step"] as? String == "endpoint"
+                }, "node \(id): no deny verdict line for \(deniedID)")
+        }
+
+        var outputs = ["proxy log": quorum.proxy.stderr]
+        for (id, daemon) in quorum.cluster.daemons { outputs["node \(id) log"] = daemon.stderr }
+        if let url = quorum.proxyMetricsURL { outputs["proxy /metrics"] = try await quorum.scrape(url).text }
+        for (id, url) in quorum.nodeMetricsURLs { outputs["node \(id) /metrics"] = try await quorum.scrape(url).text }
+        let secret = String(ProxyQuorum.token.split(separator: "_").last ?? "")
+        for (name, text) in outputs {
+            #expect(!text.contains(ProxyQuorum.token), "\(name) holds the agent's token")
+            #expect(!text.contains(secret), "\(name) holds the token's secret part")
+            #expect(!text.contains(ProxyQuorum.apiKey), "\(name) holds the credential")
+        }
+    }
+
+    /// Node metrics once its verdict count stands still across two scrapes 300 ms apart.
+    private func settled(_ quorum: ProxyQuorum, _ url: String) async throws -> PrometheusSamples {
+        let name = "quorum_node_verdict_evaluation_seconds_count"
+        var last = try await quorum.scrape(url)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(300))
+            let next = try await quorum.scrape(url)
+            if next.count(name) == last.count(name) { return next }
+            last = next
+        }
+        return last
     }
 
     @Test("/self is answered by the quorum: the latch's own view, with an allow receipt that verifies")
