@@ -191,6 +191,8 @@ let package = Package(
             dependencies: [
                 "QuorumNode", "QuorumIdentity", "QuorumProtocol", "QuorumTestKit",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

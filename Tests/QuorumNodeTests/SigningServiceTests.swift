@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MetricsTestKit
 import QuorumCrypto
 import QuorumIdentity
 import QuorumProtocol
@@ -39,7 +40,8 @@ final class TestSigner: Sendable {
 
     init(
         _ id: UInt16, keys: NodeKeys?, epoch: UInt64 = UInt64.random(in: 1...UInt64.max), directory: URL? = nil,
-        configuration: SigningService.Configuration = SigningService.Configuration()
+        configuration: SigningService.Configuration = SigningService.Configuration(),
+        metrics: NodeMetrics = NodeMetrics()
     ) throws {
         self.id = id
         self.directory = try directory ?? TestKit.temporaryDirectory("signing-test")
@@ -48,7 +50,7 @@ final class TestSigner: Sendable {
         self.store = store
         service = SigningService(
             nodeID: id, bootEpoch: epoch, keys: { keys }, store: store, configuration: configuration,
-            logger: logs.logger, now: { clock.now })
+            metrics: metrics, logger: logs.logger, now: { clock.now })
         // These tests are about the signer's own rules, so each message stands for its own
         // decision here; in a node the verdict service decides what a message stands for (the
         // verdict cluster tests cover that coupling).
@@ -187,6 +189,21 @@ struct SigningRound {
         #expect(refusal.detail.contains(NoncePool<Ed25519Suite>.TakeFailure.hex(signers[0].service.bootEpoch)))
         // The stale request touched nothing: the right epoch still signs with that nonce.
         #expect(try await signers[0].ask(try round.request(for: 1)).kind == .response)
+    }
+
+    @Test func sharesGivenAndRefusedAreCountedByResultAndReason() async throws {
+        let counted = TestMetrics()
+        let signer = try TestSigner(1, keys: try fixture.keys(1), metrics: NodeMetrics(factory: counted))
+        let others = try signers([2, 3])
+        defer { ([signer] + others).forEach { $0.remove() } }
+        let round = try await SigningRound.start([signer] + others)
+        #expect(try await signer.ask(try round.request(for: 1)).kind == .response)
+        #expect(try await signer.refusal(try round.request(for: 1, requestID: "req-2")).reason == .nonceAlreadyUsed)
+        let given = try counted.expectCounter(NodeMetrics.Names.signingShares, [("result", "given"), ("reason", "none")])
+        #expect(given.totalValue == 1)
+        let reused = try counted.expectCounter(
+            NodeMetrics.Names.signingShares, [("result", "refused"), ("reason", "nonce-already-used")])
+        #expect(reused.totalValue == 1)
     }
 
     @Test func aNonceSignsOnceAndReuseIsKeptAsEvidence() async throws {

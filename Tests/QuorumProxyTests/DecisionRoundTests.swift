@@ -91,6 +91,7 @@ struct DecisionRoundTests {
             return
         }
         #expect(signed.signers == [1, 3, 4])
+        #expect(round.missedSigners == [2], "the chosen signer that failed was missed")
     }
 
     @Test("a chosen signer that disagrees is replaced; the round waits while a chosen signer may still answer")
@@ -104,6 +105,8 @@ struct DecisionRoundTests {
             return
         }
         #expect(signers == [1, 2, 4])
+        _ = round.signed([5])
+        #expect(round.missedSigners.isEmpty, "a signer that disagreed did not miss")
     }
 
     @Test("a share that did not verify counts as no share: the round signs again rather than aggregate")
@@ -116,6 +119,9 @@ struct DecisionRoundTests {
             return
         }
         #expect(signers == [1, 2, 3])
+        #expect(round.missedSigners == [2], "no share: missed, so far")
+        _ = round.signed([6])
+        #expect(round.missedSigners.isEmpty, "node 2 signed in the sign request round after all")
     }
 
     @Test("signing that keeps failing ends unavailable, never allow")
@@ -139,6 +145,7 @@ struct DecisionRoundTests {
             return
         }
         #expect(reason.contains("failed to sign"))
+        #expect(round.missedSigners == [2, 3])
     }
 
     @Test("allows whose claims differ (another bundle) do not add up to k: the call is denied when all answered")
@@ -252,6 +259,7 @@ struct DecisionRoundTests {
             return
         }
         #expect(signed.signers == [1, 3, 4] && verdicts.count == 3)
+        #expect(round.missedSigners == [2], "the hung signer was missed though it answered late")
     }
 
     @Test("signers that answer after the budget passed still count: their optimistic shares are aggregated")
@@ -267,6 +275,8 @@ struct DecisionRoundTests {
             return
         }
         #expect(claims.signers == [1, 2, 3] && shares.count == 3)
+        _ = round.signed([4])
+        #expect(round.missedSigners.isEmpty, "late, but they signed: nobody was missed")
     }
 
     @Test("the budget also ends the wait for a chosen signer of a deny receipt")

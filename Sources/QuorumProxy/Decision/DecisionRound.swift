@@ -99,6 +99,8 @@ public struct DecisionRound: Sendable {
     private var signRounds = 0
     private var pending: (decision: ReceiptClaims.Decision, claims: ReceiptClaims)?
     private var finished = false
+    /// The signers of the signature that finished the round, if one did.
+    private var finalSigners: Set<UInt16> = []
 
     /// A round for a decide request sent to `nodes` naming `optimisticSigners`.
     public init(threshold: Int, nodes: [UInt16], optimisticSigners: [UInt16]) {
@@ -129,6 +131,7 @@ public struct DecisionRound: Sendable {
         let (decision, claims) = (signing.decision, signing.claims)
         pending = nil
         finished = true
+        finalSigners = Set(claims.signers.map { UInt16(clamping: $0) })
         switch decision {
         case .allow:
             let members = claims.signers.compactMap { answers[UInt16($0)] }
@@ -168,14 +171,15 @@ public struct DecisionRound: Sendable {
 
     /// The chosen signers the call went on without, ascending: optimistic signers that failed,
     /// were given up on when the per-signer budget passed, or answered without a share, and every
-    /// signer named at fault by ``signingFailed(nodes:)``. An optimistic signer that decided
-    /// otherwise than the others is not among them: it disagreed, it did not miss.
+    /// signer named at fault by ``signingFailed(nodes:)``; less those that signed the decision
+    /// after all. An optimistic signer that decided otherwise than the others is not among them:
+    /// it disagreed, it did not miss.
     public var missedSigners: [UInt16] {
         var missed = overdue.union(signingFailures)
         for node in optimisticSigners {
             if failures[node] != nil || answers[node].map({ $0.share == nil }) == true { missed.insert(node) }
         }
-        return missed.sorted()
+        return missed.subtracting(finalSigners).sorted()
     }
 
     /// The call's deadline passed: decide with what there is.
