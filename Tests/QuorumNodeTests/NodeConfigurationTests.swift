@@ -129,16 +129,18 @@ import Testing
         #expect(plain.telemetry.metricsListen == nil)
         #expect(plain.telemetry.logFormat == nil)
         let configured = try parse(
-            Self.good.replacingOccurrences(of: "[[peers]]\nid = 3", with: """
-                [metrics]
-                listen = "127.0.0.1:9101"
+            Self.good.replacingOccurrences(
+                of: "[[peers]]\nid = 3",
+                with: """
+                    [metrics]
+                    listen = "127.0.0.1:9101"
 
-                [log]
-                format = "json"
+                    [log]
+                    format = "json"
 
-                [[peers]]
-                id = 3
-                """))
+                    [[peers]]
+                    id = 3
+                    """))
         #expect(configured.telemetry.metricsListen == NodeAddress(host: "127.0.0.1", port: 9101))
         #expect(configured.telemetry.logFormat == .json)
     }

@@ -199,7 +199,8 @@ struct SigningRound {
         let round = try await SigningRound.start([signer] + others)
         #expect(try await signer.ask(try round.request(for: 1)).kind == .response)
         #expect(try await signer.refusal(try round.request(for: 1, requestID: "req-2")).reason == .nonceAlreadyUsed)
-        let given = try counted.expectCounter(NodeMetrics.Names.signingShares, [("result", "given"), ("reason", "none")])
+        let given = try counted.expectCounter(
+            NodeMetrics.Names.signingShares, [("result", "given"), ("reason", "none")])
         #expect(given.totalValue == 1)
         let reused = try counted.expectCounter(
             NodeMetrics.Names.signingShares, [("result", "refused"), ("reason", "nonce-already-used")])

@@ -53,7 +53,8 @@ struct TelemetryTests {
                 MonitoredCertificate(role: "ca", subject: "Quorum Latch cluster CA 0a1b2c3d", notValidAfter: notAfter),
             ], factory: recorded)
         gauges.sample(now: notAfter.addingTimeInterval(-86_400))
-        let node = try recorded.expectGauge(NodeMetrics.Names.certificateExpiry, [("role", "node"), ("subject", "node-1")])
+        let node = try recorded.expectGauge(
+            NodeMetrics.Names.certificateExpiry, [("role", "node"), ("subject", "node-1")])
         #expect(node.lastValue == 86_400)
         gauges.sample(now: notAfter.addingTimeInterval(60))
         #expect(node.lastValue == -60)

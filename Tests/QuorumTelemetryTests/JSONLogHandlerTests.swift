@@ -77,7 +77,8 @@ struct JSONLogHandlerTests {
     @Test(
         "strings are escaped as RFC 8259 asks: quotes, backslashes, newlines and control characters",
         arguments: [
-            ("plain", #""plain""#), ("quote \" and \\", #""quote \" and \\""#), ("two\nlines\r\t", #""two\nlines\r\t""#),
+            ("plain", #""plain""#), ("quote \" and \\", #""quote \" and \\""#),
+            ("two\nlines\r\t", #""two\nlines\r\t""#),
             ("bell\u{07}", #""bell\u0007""#), ("é ✓", "\"é ✓\""),
         ])
     func escaping(input: String, expected: String) throws {

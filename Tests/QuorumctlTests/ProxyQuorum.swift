@@ -107,9 +107,8 @@ final class ProxyQuorum: @unchecked Sendable {
                 metricsPorts = try TestCluster.freePorts(cluster.size + 1)
                 for id in 1...cluster.size {
                     let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
-                    try workspace.write(
-                        "node-\(id).toml",
-                        config + "\n[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[id - 1])\"\n\n[log]\nformat = \"json\"\n")
+                    let metrics = "[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[id - 1])\"\n"
+                    try workspace.write("node-\(id).toml", config + "\n" + metrics + "\n[log]\nformat = \"json\"\n")
                 }
             }
             try await cluster.startAll()
@@ -180,9 +179,10 @@ final class ProxyQuorum: @unchecked Sendable {
                 tlsURL: "https://127.0.0.1:\(try await readPort(workspace.path("proxy-tls-port"), proxy))",
                 groupKey: try group.verifyingKey.serialized(), client: client,
                 nodeMetricsURLs: telemetry
-                    ? Dictionary(uniqueKeysWithValues: (1...cluster.size).map {
-                        ($0, "http://127.0.0.1:\(metricsPorts[$0 - 1])/metrics")
-                    }) : [:],
+                    ? Dictionary(
+                        uniqueKeysWithValues: (1...cluster.size).map {
+                            ($0, "http://127.0.0.1:\(metricsPorts[$0 - 1])/metrics")
+                        }) : [:],
                 proxyMetricsURL: telemetry ? "http://127.0.0.1:\(metricsPorts[cluster.size])/metrics" : nil)
             do {
                 try await body(quorum)
@@ -384,7 +384,8 @@ struct PrometheusSamples {
             var labels: [String: String] = [:]
             // Labels as the registry writes them: name="value", comma-separated; our values hold no
             // quotes or commas.
-            for pair in series[series.index(after: brace)..<series.index(before: series.endIndex)].split(separator: ",") {
+            let inside = series[series.index(after: brace)..<series.index(before: series.endIndex)]
+            for pair in inside.split(separator: ",") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2 else { continue }
                 labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())

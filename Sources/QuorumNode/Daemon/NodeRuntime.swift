@@ -161,7 +161,8 @@ public final class NodeRuntime: Sendable {
     /// peer's liveness, certificate expiry and the checkpoint's age. The metrics listener calls it
     /// before each scrape.
     public func sampleGauges() {
-        metrics.sample(poolDepth: signing.poolDepth, peers: membership.membership.peers.values.sorted { $0.nodeID < $1.nodeID })
+        metrics.sample(
+            poolDepth: signing.poolDepth, peers: membership.membership.peers.values.sorted { $0.nodeID < $1.nodeID })
         certificateExpiry.sample()
         metrics.log.sample(now: Date())
     }

@@ -282,7 +282,8 @@ public final class SigningService: NodeFrameHandler, Sendable {
         } catch {
             release(requestID)
             logger.error(
-                "cannot record a decision; share withheld", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
+                "cannot record a decision; share withheld",
+                metadata: ["request_id": "\(requestID)", "error": "\(error)"])
             return .failed(
                 ErrorResponse(.internal, "cannot record the decision for request \(requestID); nothing was signed"))
         }

@@ -440,7 +440,8 @@ public final class VerdictService: NodeFrameHandler, Sendable {
                 commitments: request.signers.map(\.signerCommitment))
         } catch {
             logger.warning(
-                "cannot build the receipt to sign", metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
+                "cannot build the receipt to sign",
+                metadata: ["request_id": "\(request.requestID)", "error": "\(error)"])
             return []
         }
         switch await signer.sign(signRequest, decisionDigest: claims.decisionDigest, peer: peer) {
