@@ -106,9 +106,12 @@ struct UpstreamForwarder: Sendable {
         }
         let sent = ContinuousClock.now
         let response: HTTPClientResponse
+        // AsyncHTTPClient's own lines about this request (debug and trace) carry its id too.
+        var requestLogger = logger
+        requestLogger[metadataKey: "request_id"] = "\(call.requestID)"
         do {
             response = try await client.execute(
-                request, deadline: .now() + TimeAmount(configuration.responseTimeout), logger: logger)
+                request, deadline: .now() + TimeAmount(configuration.responseTimeout), logger: requestLogger)
         } catch {
             let upstream = ContinuousClock.now - sent
             await settle(nil)

@@ -338,7 +338,8 @@ public final class SigningCoordinator: Sendable {
                 default:
                     throw error
                 }
-                logger.info("signing attempt failed; retrying", metadata: ["error": "\(error)"])
+                logger.info(
+                    "signing attempt failed; retrying", metadata: ["request_id": "\(requestID)", "error": "\(error)"])
             }
         }
         throw lastError ?? SigningError(.tooFewSigners, node: nil, "no attempt was made")

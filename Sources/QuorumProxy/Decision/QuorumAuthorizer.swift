@@ -367,7 +367,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     // MARK: - Checking answers
 
     /// The identity key of `node`, from its status; fetched again when `refresh` is set.
-    private func identityKey(of node: UInt16, refresh: Bool) async -> IdentityKey? {
+    /// `requestID` names the call that needed it, for the log.
+    private func identityKey(of node: UInt16, refresh: Bool, requestID: String? = nil) async -> IdentityKey? {
         if !refresh, let known = identityKeys.withLockedValue({ $0[node] }) { return known }
         do {
             let status = try await parts.coordinator.ask(node, StatusRequest(), StatusResponse.self)
@@ -376,7 +377,9 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             identityKeys.withLockedValue { $0[node] = learned }
             return learned
         } catch {
-            logger.info("cannot learn a node's identity key", metadata: ["node": "\(node)", "reason": "\(error)"])
+            var metadata: Logger.Metadata = ["node": "\(node)", "reason": "\(error)"]
+            if let requestID { metadata["request_id"] = "\(requestID)" }
+            logger.info("cannot learn a node's identity key", metadata: metadata)
             return nil
         }
     }
@@ -397,12 +400,17 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 "answered as node \(response.nodeID) for request \(response.requestID); asked node \(node) for \(request.requestID)"
             )
         }
-        var key = await identityKey(of: node, refresh: false)
-        if let known = key, known.bootEpoch != response.bootEpoch { key = await identityKey(of: node, refresh: true) }
+        let requestID = request.requestID
+        var key = await identityKey(of: node, refresh: false, requestID: requestID)
+        if let known = key, known.bootEpoch != response.bootEpoch {
+            key = await identityKey(of: node, refresh: true, requestID: requestID)
+        }
         guard var identity = key else { return .refused("its identity key is unknown (status did not answer)") }
         var valid = Ed25519KeyPair.verify(
             signature: response.signature, message: response.signedBytes, publicKey: identity.key)
-        if !valid, let fresh = await identityKey(of: node, refresh: true), fresh.key != identity.key {
+        if !valid, let fresh = await identityKey(of: node, refresh: true, requestID: requestID),
+            fresh.key != identity.key
+        {
             identity = fresh
             valid = Ed25519KeyPair.verify(
                 signature: response.signature, message: response.signedBytes, publicKey: identity.key)
