@@ -137,4 +137,60 @@ struct QuorumdStatusTests {
             #expect(status.stderr.contains("status needs an operator certificate"), "\(status)")
         }
     }
+
+    @Test(
+        "a bad [metrics] table, [log] format or --log-format stops quorumd and quorum-proxy at start: one line naming it, exit 2"
+    )
+    func telemetryRefusals() async throws {
+        try await Workspace.with { ws in
+            let made = try await ws.quorumctl("certs", "init", "--nodes", "1", "--out", ws.path("certs"))
+            try #require(made.status == 0, "\(made)")
+            let node = """
+                node_id = 1
+                listen = "127.0.0.1:7311"
+                data_dir = "data"
+
+                [tls]
+                certificate = "certs/node-1.pem"
+                private_key = "certs/node-1.key"
+                cluster_ca = "certs/ca.pem"
+
+                """
+            let cases: [(String, [String], String)] = [
+                (node + "[metrics]\nlisten = \"127.0.0.1:7311\"\n", [], "metrics.listen: port 7311 is also listen"),
+                (node + "[metrics]\nlisten = \"localhost\"\n", [], "metrics.listen: 'localhost' is not host:port"),
+                (node + "[log]\nformat = \"xml\"\n", [], "log.format: 'xml' is not a log format"),
+                (node, ["--log-format", "yaml"], "--log-format yaml: not a log format; use text or json"),
+            ]
+            for (text, flags, message) in cases {
+                try ws.write("node.toml", text)
+                let daemon = try await TestKit.run(
+                    Self.quorumd, ["--config", ws.path("node.toml")] + flags, timeout: .seconds(30))
+                #expect(daemon.status == 2, "\(daemon)")
+                #expect(daemon.stderrLines.count == 1 && daemon.stderr.hasPrefix("quorumd: error: "), "\(daemon)")
+                #expect(daemon.stderr.contains(message), "\(daemon)")
+            }
+
+            try ws.write(
+                "proxy.toml",
+                """
+                listen = "127.0.0.1:7312"
+                [bundle]
+                file = "missing.json"
+                trusted_signers = ["\(String(repeating: "ab", count: 32))"]
+                [metrics]
+                listen = "127.0.0.1:7312"
+                """)
+            for (flags, message) in [
+                ([String](), "proxy.toml: metrics.listen: port 7312 is also listen (127.0.0.1:7312)"),
+                (["--log-format", "xml"], "--log-format xml: not a log format"),
+            ] {
+                let proxy = try await TestKit.run(
+                    ProxyQuorum.proxyBinary, ["run", "--config", ws.path("proxy.toml")] + flags, timeout: .seconds(30))
+                #expect(proxy.status == 2, "\(proxy)")
+                #expect(proxy.stderrLines.count == 1 && proxy.stderr.hasPrefix("quorum-proxy: error: "), "\(proxy)")
+                #expect(proxy.stderr.contains(message), "\(proxy)")
+            }
+        }
+    }
 }
