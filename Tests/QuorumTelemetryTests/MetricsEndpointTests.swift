@@ -44,7 +44,7 @@ struct MetricsEndpointTests {
     func get(_ url: String, method: HTTPMethod = .GET) async throws -> (Int, String, String?) {
         var request = HTTPClientRequest(url: url)
         request.method = method
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
         return (Int(response.status.code), body, response.headers.first(name: "content-type"))
     }
