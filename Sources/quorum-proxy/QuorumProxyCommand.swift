@@ -258,9 +258,16 @@ struct ProxyHealthCommand: AsyncParsableCommand {
         let target: String
         switch (config, url) {
         case (let config?, nil):
-            do { target = ProxyHealth.probeURL(for: try ProxyConfiguration.load(path: config).listen) } catch {
+            let listen: NodeAddress
+            do { listen = try ProxyConfiguration.load(path: config).listen } catch {
                 throw QuorumProxyCommand.Failure(error.description)
             }
+            guard listen.port != 0 else {
+                throw QuorumProxyCommand.Failure(
+                    "\(config): listen: port 0 lets the proxy pick a free port, which the health check cannot know; "
+                        + "give a fixed port, or probe with --url")
+            }
+            target = ProxyHealth.probeURL(for: listen)
         case (nil, let url?):
             target = url
         default:

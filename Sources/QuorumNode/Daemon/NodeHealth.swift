@@ -52,6 +52,12 @@ public enum NodeHealth {
         _ configuration: NodeConfiguration, timeout: Duration,
         logger: Logger = Logger(label: "quorumd.health")
     ) async throws(Failure) -> StatusResponse {
+        guard configuration.listen.port != 0 else {
+            throw Failure(
+                .configuration,
+                "\(configuration.file): listen: port 0 lets the node pick a free port, which the health check "
+                    + "cannot know; give a fixed port")
+        }
         var transport: TransportConfiguration
         do { transport = try configuration.transport() } catch { throw Failure(.configuration, error.description) }
         transport.connectTimeout = timeout
