@@ -74,9 +74,14 @@ struct ProxyProcessTests {
             #expect(healthy.status == 0, "\(healthy)")
             #expect(healthy.stdout == "GET http://127.0.0.1:\(port)/v1/models: HTTP 401; healthy\n", "\(healthy)")
             let notProxy = directory.appendingPathComponent("not-proxy.toml").path
+            let signer = String(repeating: "ab", count: 32)
             try Data(
-                "listen = \"127.0.0.1:\(port)\"\n[bundle]\nfile = \"b.json\"\ntrusted_signers = [\"\(String(repeating: "ab", count: 32))\"]\n"
-                    .utf8
+                """
+                listen = "127.0.0.1:\(port)"
+                [bundle]
+                file = "b.json"
+                trusted_signers = ["\(signer)"]
+                """.utf8
             ).write(to: URL(fileURLWithPath: notProxy))
             let impostor = try await TestKit.run(Self.binary, ["health", "--config", notProxy], timeout: .seconds(30))
             #expect(impostor.status == 1, "\(impostor)")
@@ -90,7 +95,7 @@ struct ProxyProcessTests {
         #expect(await Self.stop(child) == 0)
     }
 
-    @Test("quorum-proxy run: routes by a signed bundle, answers 503 without a decision path, is healthy, stops on SIGTERM")
+    @Test("quorum-proxy run: routes by a signed bundle, answers 503 without a decision, is healthy, stops on SIGTERM")
     func proxyProcessFailsClosed() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "no quorum-proxy built")
         let directory = try TestKit.temporaryDirectory("quorum-proxy-test")

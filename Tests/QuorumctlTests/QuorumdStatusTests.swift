@@ -114,7 +114,7 @@ struct QuorumdStatusTests {
         }
     }
 
-    @Test("a config whose node id is not the certificate's (run and health), and status with a node certificate: exit 2")
+    @Test("a node id that is not the certificate's (run and health), and status with a node certificate: exit 2")
     func refusals() async throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.quorumd.path), "no quorumd at \(Self.quorumd.path)")
@@ -151,7 +151,8 @@ struct QuorumdStatusTests {
                 Self.quorumd, ["health", "--config", ws.path("fixed.toml")], timeout: .seconds(30))
             #expect(wrongCertificate.status == 2, "\(wrongCertificate)")
             #expect(
-                wrongCertificate.stderr.contains("is the certificate of node 1, but node_id is 2"), "\(wrongCertificate)")
+                wrongCertificate.stderr.contains("is the certificate of node 1, but node_id is 2"),
+                "\(wrongCertificate)")
 
             try ws.write("cluster.toml", "[[nodes]]\nid = 1\naddress = \"127.0.0.1:1\"\n")
             let status = try await ws.quorumctl(
