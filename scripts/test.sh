@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's whole check, as CI runs it: dependencies, formatting, build, every test.
+# The project's whole check, as CI runs it: dependencies, formatting, the compose file and the
+# example systemd units, build, every test, and the compose testnet's scripts against local processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
