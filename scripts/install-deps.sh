@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system libraries Quorum Latch builds against, and curl for the demo's calls
-# (Debian/Ubuntu), if any are missing.
+# Installs the system libraries Quorum Latch builds against, curl for the demo's calls, and
+# docker-compose, with which CI validates testnets/docker-compose.yml (Debian/Ubuntu), if any are
+# missing.
 # Called by scripts/demo.sh and before the tests; safe to run again (does nothing when all are
 # present). Uses sudo only when not already root.
 set -euo pipefail
 
-packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl)
+packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl docker-compose)
 
 missing=()
 for package in "${packages[@]}"; do

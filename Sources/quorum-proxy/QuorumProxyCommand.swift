@@ -13,7 +13,7 @@ struct QuorumProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quorum-proxy",
         abstract: "Run the Quorum Latch front-end proxy, or its demo upstream.",
-        subcommands: [Run.self, DemoUpstreamCommand.self],
+        subcommands: [Run.self, DemoUpstreamCommand.self, ProxyHealthCommand.self],
         defaultSubcommand: Run.self
     )
 
@@ -49,6 +49,8 @@ struct QuorumProxyCommand: AsyncParsableCommand {
         } catch let failure as Failure {
             FileHandle.standardError.write(Data("quorum-proxy: error: \(failure.description)\n".utf8))
             Foundation.exit(2)
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -249,5 +251,68 @@ struct DemoUpstreamCommand: AsyncParsableCommand {
         logger.info("starting", metadata: ["listen": "\(address)"])
         do { try await group.run() } catch { throw QuorumProxyCommand.Failure("stopped: \(error)") }
         logger.info("stopped")
+    }
+}
+
+/// `quorum-proxy health (--config F | --url URL)`: whether the proxy (or the demo upstream) serves
+/// HTTP, for a container's HEALTHCHECK or a supervisor.
+struct ProxyHealthCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "health",
+        abstract: "Check that a running proxy, or the demo upstream, answers HTTP.",
+        discussion: """
+            With --config, sends GET / to the proxy's plain listener (a wildcard address on loopback) and requires \
+            an answer from the proxy's own front (it carries Latch-Request-Id; no mount covers /, so the front \
+            answers 404 without asking the quorum). It says the front serves, not that the nodes are reachable. \
+            With --url, any HTTP answer from that URL passes (for the demo upstream). Prints one line. Exit \
+            status: 0 healthy, 1 no answer or not the proxy's, 2 a configuration that cannot be read.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The proxy's configuration file (TOML).", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Probe this URL instead, e.g. the demo upstream's.", valueName: "url"))
+    var url: String?
+
+    @Option(help: "Seconds to wait for the answer.")
+    var timeout: Int = 5
+
+    func run() async throws {
+        guard (1...300).contains(timeout) else {
+            throw QuorumProxyCommand.Failure("--timeout \(timeout): must be 1-300 seconds")
+        }
+        let target: String
+        switch (config, url) {
+        case (let config?, nil):
+            let listen: NodeAddress
+            do { listen = try ProxyConfiguration.load(path: config).listen } catch {
+                throw QuorumProxyCommand.Failure(error.description)
+            }
+            guard listen.port != 0 else {
+                throw QuorumProxyCommand.Failure(
+                    "\(config): listen: port 0 lets the proxy pick a free port, which the health check cannot know; "
+                        + "give a fixed port, or probe with --url")
+            }
+            target = ProxyHealth.probeURL(for: listen)
+        case (nil, let url?):
+            target = url
+        default:
+            throw QuorumProxyCommand.Failure("give exactly one of --config (a proxy) and --url (any HTTP server)")
+        }
+        do {
+            let answer = try await ProxyHealth.probe(target, timeout: .seconds(timeout))
+            if config != nil, !answer.fromProxyFront {
+                FileHandle.standardError.write(
+                    Data(
+                        ("quorum-proxy: unhealthy: GET \(target) answered HTTP \(answer.status) without "
+                            + "\(HeaderRules.requestID); something other than the proxy's front listens there\n").utf8))
+                throw ExitCode(1)
+            }
+            print("GET \(target): HTTP \(answer.status); healthy")
+        } catch let failure as ProxyHealth.Failure {
+            FileHandle.standardError.write(Data("quorum-proxy: unhealthy: \(failure.description)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

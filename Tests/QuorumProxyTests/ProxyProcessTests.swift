@@ -67,6 +67,25 @@ struct ProxyProcessTests {
             let models = try await Self.get(client, "http://127.0.0.1:\(port)/v1/models", bearer: demoKey)
             #expect(models.0 == 200)
             #expect(models.1.contains("demo-small"))
+
+            // Its health check (--url) takes any HTTP answer; as a proxy's (--config) it is not one.
+            let healthy = try await TestKit.run(
+                Self.binary, ["health", "--url", "http://127.0.0.1:\(port)/v1/models"], timeout: .seconds(30))
+            #expect(healthy.status == 0, "\(healthy)")
+            #expect(healthy.stdout == "GET http://127.0.0.1:\(port)/v1/models: HTTP 401; healthy\n", "\(healthy)")
+            let notProxy = directory.appendingPathComponent("not-proxy.toml").path
+            let signer = String(repeating: "ab", count: 32)
+            try Data(
+                """
+                listen = "127.0.0.1:\(port)"
+                [bundle]
+                file = "b.json"
+                trusted_signers = ["\(signer)"]
+                """.utf8
+            ).write(to: URL(fileURLWithPath: notProxy))
+            let impostor = try await TestKit.run(Self.binary, ["health", "--config", notProxy], timeout: .seconds(30))
+            #expect(impostor.status == 1, "\(impostor)")
+            #expect(impostor.stderr.contains("without Latch-Request-Id"), "\(impostor)")
         } catch {
             try? await client.shutdown()
             _ = await Self.stop(child)
@@ -76,7 +95,7 @@ struct ProxyProcessTests {
         #expect(await Self.stop(child) == 0)
     }
 
-    @Test("quorum-proxy run: routes by a signed bundle, answers 503 without a decision path, stops on SIGTERM")
+    @Test("quorum-proxy run: routes by a signed bundle, answers 503 without a decision, is healthy, stops on SIGTERM")
     func proxyProcessFailsClosed() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "no quorum-proxy built")
         let directory = try TestKit.temporaryDirectory("quorum-proxy-test")
@@ -112,7 +131,26 @@ struct ProxyProcessTests {
             throw error
         }
         try await client.shutdown()
+
+        // `quorum-proxy health`: a wildcard listen address is probed on loopback; the front's own
+        // 404 for / (it carries Latch-Request-Id) is healthy; a stopped proxy is not; port 0 cannot
+        // be probed.
+        let probe = directory.appendingPathComponent("probe.toml").path
+        let probeText = try String(contentsOfFile: config, encoding: .utf8)
+            .replacing("listen = \"127.0.0.1:0\"", with: "listen = \"0.0.0.0:\(port)\"")
+        try Data(probeText.utf8).write(to: URL(fileURLWithPath: probe))
+        let healthy = try await TestKit.run(Self.binary, ["health", "--config", probe], timeout: .seconds(30))
+        #expect(healthy.status == 0, "\(healthy)")
+        #expect(healthy.stdout == "GET http://127.0.0.1:\(port)/: HTTP 404; healthy\n", "\(healthy)")
+        let anyPort = try await TestKit.run(Self.binary, ["health", "--config", config], timeout: .seconds(30))
+        #expect(anyPort.status == 2, "\(anyPort)")
+        #expect(anyPort.stderr.contains("listen: port 0 lets the proxy pick a free port"), "\(anyPort)")
+
         #expect(await Self.stop(child) == 0)
+        let stopped = try await TestKit.run(
+            Self.binary, ["health", "--config", probe, "--timeout", "2"], timeout: .seconds(30))
+        #expect(stopped.status == 1, "\(stopped)")
+        #expect(stopped.stderr.hasPrefix("quorum-proxy: unhealthy: GET http://127.0.0.1:\(port)/: no HTTP answer"))
     }
 
     @Test("quorum-proxy run refuses a bundle from an untrusted signer, in one line, exit 2")

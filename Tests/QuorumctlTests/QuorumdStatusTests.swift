@@ -4,13 +4,13 @@ import Synchronization
 import Testing
 
 /// Three real `quorumd` processes on loopback with certificates from `quorumctl certs init`:
-/// they find each other by heartbeats, `quorumctl status` shows it, a stopped node shows as
-/// unreachable (exit 1), and SIGTERM stops each cleanly (exit 0).
+/// they find each other by heartbeats, `quorumctl status` and `quorumd health` show it, a stopped
+/// node shows as unreachable and unhealthy (exit 1), and SIGTERM stops each cleanly (exit 0).
 @Suite("quorumd and quorumctl status", .serialized, .timeLimit(.minutes(3)))
 struct QuorumdStatusTests {
     static let quorumd = Daemon.executable
 
-    @Test("3 nodes see each other; status shows it; a stopped node is unreachable; SIGTERM exits 0")
+    @Test("3 nodes see each other; status and quorumd health show it; a stopped node is unreachable and unhealthy")
     func cluster() async throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.quorumd.path), "no quorumd at \(Self.quorumd.path)")
@@ -80,9 +80,21 @@ struct QuorumdStatusTests {
                 for row in last.stdoutLines.dropFirst() { #expect(row.contains("  no  "), "key present: \(row)") }
             }
 
+            // `quorumd health` asks its own node with the node's certificate: healthy, exit 0.
+            let health = try await TestKit.run(
+                Self.quorumd, ["health", "--config", ws.path("node-1.toml")], timeout: .seconds(30))
+            #expect(health.status == 0, "\(health)")
+            #expect(health.stdout == "node 1: healthy; keys not yet installed, 2 of 2 peers up\n", "\(health)")
+
             // Node 3 stops: status reports it unreachable and exits 1; the others notice.
             let third = await daemons[2].terminate(within: .seconds(10))
             #expect(third == 0, "node 3:\n\(daemons[2].stderr)")
+            let stopped = try await TestKit.run(
+                Self.quorumd, ["health", "--config", ws.path("node-3.toml"), "--timeout", "2"], timeout: .seconds(30))
+            #expect(stopped.status == 1, "\(stopped)")
+            #expect(
+                stopped.stderr.hasPrefix("quorumd: unhealthy: node 3 at 127.0.0.1:\(ports[2]): connect-failed"),
+                "\(stopped)")
             let down = try await eventually(within: .seconds(15)) {
                 let result = try await ws.quorumctl(status)
                 last = result
@@ -102,7 +114,7 @@ struct QuorumdStatusTests {
         }
     }
 
-    @Test("a config whose node id is not the certificate's, and status with a node certificate: one line, exit 2")
+    @Test("a node id that is not the certificate's (run and health), and status with a node certificate: exit 2")
     func refusals() async throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.quorumd.path), "no quorumd at \(Self.quorumd.path)")
@@ -127,6 +139,20 @@ struct QuorumdStatusTests {
             #expect(
                 daemon.stderr.hasPrefix("quorumd: error: \(ws.path("node.toml")): tls.certificate: "), "\(daemon)")
             #expect(daemon.stderr.contains("is the certificate of node 1, but node_id is 2"), "\(daemon)")
+            // The health check cannot know a port the node picks, and refuses another node's
+            // certificate as the node does: exit 2, before dialling anything.
+            let anyPort = try await TestKit.run(
+                Self.quorumd, ["health", "--config", ws.path("node.toml")], timeout: .seconds(30))
+            #expect(anyPort.status == 2, "\(anyPort)")
+            #expect(anyPort.stderr.contains("listen: port 0 lets the node pick a free port"), "\(anyPort)")
+            try ws.write(
+                "fixed.toml", String(decoding: try ws.read("node.toml"), as: UTF8.self).replacing(":0\"", with: ":1\""))
+            let wrongCertificate = try await TestKit.run(
+                Self.quorumd, ["health", "--config", ws.path("fixed.toml")], timeout: .seconds(30))
+            #expect(wrongCertificate.status == 2, "\(wrongCertificate)")
+            #expect(
+                wrongCertificate.stderr.contains("is the certificate of node 1, but node_id is 2"),
+                "\(wrongCertificate)")
 
             try ws.write("cluster.toml", "[[nodes]]\nid = 1\naddress = \"127.0.0.1:1\"\n")
             let status = try await ws.quorumctl(

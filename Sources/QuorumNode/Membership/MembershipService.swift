@@ -27,10 +27,12 @@ public final class MembershipService: Service, NodeFrameHandler, Sendable {
     }
 
     /// The messages membership serves: heartbeats from nodes (the transport checks the claimed
-    /// node id against the certificate), status requests from operators and proxies (status holds
-    /// only public facts; a proxy learns each node's identity key from it, to check signed verdicts).
+    /// node id against the certificate), status requests from operators, proxies and nodes (status
+    /// holds only public facts; a proxy learns each node's identity key from it, to check signed
+    /// verdicts, and `quorumd health` asks its own node with the node's certificate, so a health
+    /// check needs no operator key on the node's machine).
     public static let roles: [UInt16: Set<ClusterRole>] = [
-        Heartbeat.type: [.node], StatusRequest.type: [.operator, .proxy],
+        Heartbeat.type: [.node], StatusRequest.type: [.operator, .proxy, .node],
     ]
 
     /// ``roles``, as ``NodeFrameHandler`` asks.
