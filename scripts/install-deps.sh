@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system libraries Quorum Latch builds against, and curl for the demo's calls
-# (Debian/Ubuntu), if any are missing.
+# Installs the system libraries Quorum Latch builds against, curl for the demo's calls and the
+# fault testnet's network tools (Debian/Ubuntu), if any are missing.
 # Called by scripts/demo.sh and before the tests; safe to run again (does nothing when all are
 # present). Uses sudo only when not already root.
 set -euo pipefail
 
-packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl)
+# iproute2 and iptables for the fault testnet (testnets/netns: namespaces, veth, the delay
+# fallback where the kernel has no sch_netem); shellcheck for its scripts' check in scripts/test.sh.
+packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl iproute2 iptables shellcheck)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -8,6 +8,9 @@ scripts/install-deps.sh
 echo "== format check (swift format lint --strict)"
 swift format lint --strict --recursive Package.swift Sources Tests Benchmarks/Package.swift Benchmarks/Benchmarks
 
+echo "== shell check (shellcheck)"
+shellcheck -x scripts/*.sh testnets/netns/*.sh
+
 echo "== build"
 swift build --build-tests
 
