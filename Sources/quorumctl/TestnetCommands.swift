@@ -438,7 +438,8 @@ final class TestnetBringUp {
         try waitUntilAnswers(port: proxyPort)
         Output.line("proxy running, log \(layout.log(TestnetLayout.proxy))")
 
-        return summary(proxyPort: proxyPort, upstreamPort: upstreamPort, nodeAddresses: nodeAddresses, token: token.text)
+        return summary(
+            proxyPort: proxyPort, upstreamPort: upstreamPort, nodeAddresses: nodeAddresses, token: token.text)
     }
 
     /// Seals the demo upstream's key as the secret the bundle names, into the proxy's data

@@ -149,8 +149,13 @@ struct FaultTestnetScope: SuiteTrait, TestScoping {
             // Cancelled tests would hide why; each test reports this instead.
             net = .failed("\(error)")
         }
-        defer { if case .up(let testnet) = net { testnet.down() } }
-        try await FaultTestnet.$shared.withValue(net) { try await function() }
+        do {
+            try await FaultTestnet.$shared.withValue(net) { try await function() }
+        } catch {
+            if case .up(let testnet) = net { await testnet.down() }
+            throw error
+        }
+        if case .up(let testnet) = net { await testnet.down() }
     }
 }
 
@@ -219,7 +224,8 @@ final class FaultTestnet: Sendable {
             return .skipped("the fault testnet cannot run here: \(reason)")
         }
         guard up.status == 0 else {
-            _ = try? await TestKit.run(scripts.appendingPathComponent("down.sh"), ["--dir", dir], timeout: .seconds(60))
+            _ = try? await TestKit.run(
+                scripts.appendingPathComponent("down.sh"), ["--dir", dir], timeout: .seconds(60))
             try? FileManager.default.removeItem(at: workspace)
             return .failed("up.sh: \(up)")
         }
@@ -233,25 +239,21 @@ final class FaultTestnet: Sendable {
         do {
             try await net.pushLoadLatch(digest: Hex.encode(token.secretDigest))
         } catch {
-            net.down()
+            await net.down()
             throw error
         }
         return .up(net)
     }
 
-    /// down.sh, and the workspace removed. Blocking on purpose: it runs after the suite.
-    func down() {
-        let semaphore = DispatchSemaphore(value: 0)
-        let client = self.client
-        let script = Self.scripts.appendingPathComponent("down.sh")
-        let dir = self.dir
-        Task {
-            try? await client.shutdown()
-            let result = try? await TestKit.run(script, ["--dir", dir], timeout: .seconds(90))
-            if result?.status != 0 { print("down.sh: \(result.map(\.description) ?? "did not run")") }
-            semaphore.signal()
+    /// down.sh, and the workspace removed.
+    func down() async {
+        try? await client.shutdown()
+        let result = try? await TestKit.run(
+            Self.scripts.appendingPathComponent("down.sh"), ["--dir", dir], timeout: .seconds(90))
+        if result?.status != 0 {
+            Issue.record(
+                "down.sh did not take the fault testnet down: \(result.map(\.description) ?? "it did not run")")
         }
-        semaphore.wait()
         try? FileManager.default.removeItem(at: workspace)
     }
 
@@ -351,7 +353,9 @@ final class FaultTestnet: Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         var last: TestKit.ProcessOutput?
         while ContinuousClock.now < deadline {
-            let status = try await quorumctl(["status", "--cluster", path("cluster.toml"), "--certs-dir", path("certs")])
+            let status = try await quorumctl([
+                "status", "--cluster", path("cluster.toml"), "--certs-dir", path("certs"),
+            ])
             if status.status == 0, !status.stdout.contains("down:") { return }
             last = status
             try await Task.sleep(for: .milliseconds(500))
@@ -485,8 +489,12 @@ struct StatusTable: Sendable, CustomStringConvertible {
             {
                 index = header.index(after: index)
             }
-            starts.append((String(header[start..<index]).trimmingCharacters(in: .whitespaces), header.distance(
-                from: header.startIndex, to: start)))
+            starts.append(
+                (
+                    String(header[start..<index]).trimmingCharacters(in: .whitespaces),
+                    header.distance(
+                        from: header.startIndex, to: start)
+                ))
         }
         columns = starts.map(\.0)
         rows = lines.dropFirst().map { line in
