@@ -82,7 +82,8 @@ struct NetnsFaultTests {
         let totals = delayed.compactMap(\.totalMilliseconds).sorted()
         #expect(totals.count == delayed.count, "answers without Server-Timing total")
         let median = totals.isEmpty ? .infinity : totals[totals.count / 2]
-        #expect(median < 300, "median proxy time \(median) ms with node 1 slow; it waits for the slow signer")
+        // A call that waited for node 1 would take at least its 600 ms round trip.
+        #expect(median < 450, "median proxy time \(median) ms with node 1 slow; it waits for the slow signer")
         #expect(rejoined, "node 1 did not sign again within 30 s of healing")
     }
 
