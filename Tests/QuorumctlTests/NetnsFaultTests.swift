@@ -27,7 +27,7 @@ struct NetnsFaultTests {
     func partitionDuringLoad() async throws {
         let net = try await FaultTestnet.ready()
         try await net.expectSigners(excluding: nil)
-        let load = LoadRun(net: net, workers: 3)
+        let load = LoadRun(net: net, workers: 2)
         let running = Task { await load.run(limit: .seconds(60)) }
         try await Task.sleep(for: .seconds(2))
         let cut = ContinuousClock.now
@@ -52,10 +52,14 @@ struct NetnsFaultTests {
         try await net.expectConverged()
     }
 
-    @Test("300 ms of latency on one signer: calls stay allowed and fast; the proxy signs with the others")
+    @Test("300 ms of latency on one signer: calls stay allowed and as fast as without; the proxy signs with the others")
     func slowSigner() async throws {
         let net = try await FaultTestnet.ready()
         try await net.expectSigners(excluding: nil)
+        // The same load without the fault first: on a busy machine a verdict takes a few hundred
+        // milliseconds anyway, and "fast" means no slower than that.
+        let baseline = await LoadRun(net: net, workers: 2).run(limit: .seconds(4))
+        let baselineMedian = Call.median(baseline.compactMap(\.verdictMilliseconds))
         try await net.fault("delay", "300", "1")
         // The delay is in force: a status round with node 1 (a TLS handshake, then one request)
         // takes several of its 600 ms round trips.
@@ -63,7 +67,7 @@ struct NetnsFaultTests {
         _ = try await net.quorumctl(["status", "--cluster", net.path("cluster.toml"), "--certs-dir", net.path("certs")])
         #expect(ContinuousClock.now - started > .milliseconds(600), "status was fast: the delay is not in force")
 
-        let load = LoadRun(net: net, workers: 3)
+        let load = LoadRun(net: net, workers: 2)
         let running = Task { await load.run(limit: .seconds(30)) }
         try await Task.sleep(for: .seconds(8))
         let healed = ContinuousClock.now
@@ -79,11 +83,13 @@ struct NetnsFaultTests {
         #expect(
             delayed.allSatisfy { !$0.signers.contains(1) },
             "signer sets while node 1 was slow: \(Set(delayed.map(\.signers)))")
-        let totals = delayed.compactMap(\.totalMilliseconds).sorted()
-        #expect(totals.count == delayed.count, "answers without Server-Timing total")
-        let median = totals.isEmpty ? .infinity : totals[totals.count / 2]
-        // A call that waited for node 1 would take at least its 600 ms round trip.
-        #expect(median < 450, "median proxy time \(median) ms with node 1 slow; it waits for the slow signer")
+        let verdicts = delayed.compactMap(\.verdictMilliseconds)
+        #expect(verdicts.count == delayed.count, "answers without a Server-Timing verdict")
+        // A call that waited for node 1 would take its 600 ms round trip on top of the others'.
+        let median = Call.median(verdicts)
+        #expect(
+            median < baselineMedian + 300,
+            "median verdict \(median) ms with node 1 slow against \(baselineMedian) ms without: it waits for node 1")
         #expect(rejoined, "node 1 did not sign again within 30 s of healing")
     }
 
@@ -328,16 +334,18 @@ final class FaultTestnet: Sendable {
             ByteBuffer(string: #"{"model":"demo-small","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#))
         let started = ContinuousClock.now
         let response = try await client.execute(request, timeout: .seconds(15))
-        _ = try await response.body.collect(upTo: 1 << 20)
+        let body = try await response.body.collect(upTo: 1 << 20)
         var signers: [Int] = []
         if let compact = response.headers.first(name: "Latch-Receipt"),
             let receipt = try? Receipt.verified(compact, groupKey: groupKey)
         {
             signers = receipt.claims.signers
         }
-        return Call(
+        var answer = Call(
             at: started, status: Int(response.status.code), signers: signers,
-            totalMilliseconds: Call.total(response.headers.first(name: "Server-Timing")))
+            verdictMilliseconds: Call.metric("verdict", in: response.headers.first(name: "Server-Timing")))
+        if answer.status != 200 { answer.problem = String(String(buffer: body).prefix(300)) }
+        return answer
     }
 
     /// A few calls, allowed with a receipt that verifies; signed without `node` if given.
@@ -396,21 +404,34 @@ struct Call: Sendable, CustomStringConvertible {
     let status: Int
     /// The receipt's signer set; empty without a receipt that verifies.
     let signers: [Int]
-    /// Server-Timing's `total`, in milliseconds.
-    let totalMilliseconds: Double?
+    /// Server-Timing's `verdict`: from the fan-out to the decision, in milliseconds.
+    let verdictMilliseconds: Double?
+    /// The start of the answer's body when it is not a 200: the proxy's reason.
+    var problem = ""
 
-    var description: String { "HTTP \(status), signers \(signers), total \(totalMilliseconds ?? -1) ms" }
+    var description: String {
+        "HTTP \(status), signers \(signers), verdict \(verdictMilliseconds ?? -1) ms"
+            + (problem.isEmpty ? "" : ": \(problem)")
+    }
 
-    /// The `total;dur=` of a Server-Timing header.
-    static func total(_ header: String?) -> Double? {
+    /// The duration of metric `name` in a Server-Timing header (`name;dur=12.345, …`).
+    static func metric(_ name: String, in header: String?) -> Double? {
         guard let header else { return nil }
         for metric in header.split(separator: ",") {
             let parts = metric.trimmingCharacters(in: .whitespaces).split(separator: ";")
-            if parts.first == "total", let duration = parts.dropFirst().first(where: { $0.hasPrefix("dur=") }) {
+            if parts.first.map(String.init) == name,
+                let duration = parts.dropFirst().first(where: { $0.hasPrefix("dur=") })
+            {
                 return Double(duration.dropFirst(4))
             }
         }
         return nil
+    }
+
+    /// The median of `values`, or infinity for none.
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? .infinity : sorted[sorted.count / 2]
     }
 }
 
@@ -445,7 +466,7 @@ final class LoadRun: Sendable {
                         let started = ContinuousClock.now
                         let call =
                             (try? await self.net.call())
-                            ?? Call(at: started, status: 0, signers: [], totalMilliseconds: nil)
+                            ?? Call(at: started, status: 0, signers: [], verdictMilliseconds: nil)
                         self.calls.withLock { $0.append(call) }
                     }
                 }
