@@ -101,6 +101,7 @@ receipt="$(tr -d '\r' <"$dir/demo-calls/50.headers" | sed -n 's/^[Ll]atch-[Rr]ec
 [[ -n "$receipt" ]] || fail "the allowed call has no Latch-Receipt header"
 
 step "its receipt verifies under the quorum's group key"
+# shellcheck disable=SC2016 # the command is shown as the reader would type it
 printf '$ quorumctl receipt verify "$RECEIPT" --group %s\n' "$dir/group.json"
 "$quorumctl" receipt verify "$receipt" --group "$dir/group.json" || fail "the receipt did not verify"
 
@@ -113,6 +114,7 @@ receipt="$(tr -d '\r' <"$dir/demo-calls/4000.headers" | sed -n 's/^[Ll]atch-[Rr]
 [[ -n "$receipt" ]] || fail "the denied call has no Latch-Receipt header"
 
 step "the quorum signed the denial too"
+# shellcheck disable=SC2016 # the command is shown as the reader would type it
 printf '$ quorumctl receipt verify "$RECEIPT" --group %s\n' "$dir/group.json"
 verified="$("$quorumctl" receipt verify "$receipt" --group "$dir/group.json")" || fail "the deny receipt did not verify"
 printf '%s\n' "${verified%%$'\n'*}"

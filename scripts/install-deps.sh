@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system libraries Quorum Latch builds against, curl for the demo's calls, and
-# docker-compose, with which CI validates testnets/docker-compose.yml (Debian/Ubuntu), if any are
-# missing.
+# Installs the system libraries Quorum Latch builds against, curl for the demo's calls,
+# docker-compose (CI validates testnets/docker-compose.yml with it) and the fault testnet's network
+# tools (Debian/Ubuntu), if any are missing.
 # Called by scripts/demo.sh and before the tests; safe to run again (does nothing when all are
 # present). Uses sudo only when not already root.
 set -euo pipefail
 
-packages=(libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl docker-compose)
+# iproute2 and iptables for the fault testnet (testnets/netns: namespaces, veth, the delay
+# fallback where the kernel has no sch_netem); shellcheck for its scripts' check in scripts/test.sh.
+packages=(
+    libsodium-dev libsecp256k1-dev librocksdb-dev libssl-dev pkg-config curl docker-compose iproute2 iptables
+    shellcheck
+)
 
 missing=()
 for package in "${packages[@]}"; do

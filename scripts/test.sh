@@ -26,6 +26,9 @@ else
     echo "skipped: no systemd-analyze on this machine"
 fi
 
+echo "== shell check (shellcheck)"
+shellcheck -x scripts/*.sh testnets/netns/*.sh
+
 echo "== build"
 swift build --build-tests
 

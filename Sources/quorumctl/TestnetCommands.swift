@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QuorumCrypto
+import QuorumIdentity
 import QuorumNode
 import QuorumPolicy
 import QuorumProtocol
@@ -37,6 +38,11 @@ struct TestnetUp: ParsableCommand {
             token (also in DIR/token, 0600), the group key and two calls to paste: one allowed, one the token cap \
             denies. Refuses a DIR where a testnet runs or that holds files; a failure stops what was started. \
             Stop it with `quorumctl testnet down`.
+
+            The network-namespace testnet (testnets/netns/up.sh) uses two more options: --node-host gives each \
+            node its own address (node i listens there, its certificate names it, peers and the proxy dial it), \
+            and --node-launcher starts each node through a program (run as LAUNCHER ID QUORUMD ARGS..., it must \
+            exec the command so the pid stays the node's), e.g. one that enters the node's namespace.
             """
     )
 
@@ -49,16 +55,30 @@ struct TestnetUp: ParsableCommand {
     @Option(help: ArgumentHelp("The testnet's directory (created; must be empty or missing).", valueName: "dir"))
     var dir: String = "testnet"
 
+    @Option(
+        name: .customLong("node-host"),
+        help: ArgumentHelp(
+            "The IP address node i listens on, once per node in id order (default: 127.0.0.1 for all); "
+                + "each node's certificate names its address.", valueName: "address"))
+    var nodeHosts: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "A program that starts each node: run as LAUNCHER ID QUORUMD ARGS...; it must exec the command "
+                + "(default: quorumd is started directly).", valueName: "path"))
+    var nodeLauncher: String?
+
     func run() throws {
         let parameters: ThresholdParameters
         do { parameters = try ThresholdParameters(threshold: threshold, participants: nodes) } catch {
             throw CLIError("--threshold \(threshold) --nodes \(nodes): \(error.reason)")
         }
         try KeygenGenerate.checkFaultTolerance(parameters, allowUnsafe: false)
+        let plan = try TestnetNodePlan(nodes: nodes, hosts: nodeHosts, launcher: nodeLauncher)
         let binaries = try TestnetBinaries.locate()
         let layout = TestnetLayout(dir)
         try layout.prepare()
-        let bringUp = TestnetBringUp(layout: layout, binaries: binaries, nodes: nodes, threshold: threshold)
+        let bringUp = TestnetBringUp(layout: layout, binaries: binaries, plan: plan, threshold: threshold)
         let interruptions = Self.stopOnInterrupt(layout)
         defer { for source in interruptions { source.cancel() } }
         let summary: String
@@ -237,6 +257,59 @@ struct TestnetLayout: Sendable {
     }
 }
 
+/// Where a testnet's nodes listen and how each is started: by default every node on 127.0.0.1,
+/// started directly; the network-namespace testnet gives each node its own address and a
+/// launcher that enters the node's namespace, without `testnet up` knowing about namespaces.
+struct TestnetNodePlan: Sendable {
+    /// The number of nodes.
+    let nodes: Int
+    /// Node i's address at index i - 1, as given, or `nil` for loopback.
+    let hosts: [String]?
+    /// The launcher's absolute path, or `nil` to start quorumd directly.
+    let launcher: String?
+
+    /// A plan for `nodes` nodes; `hosts` empty means loopback. Refuses a host count other than
+    /// `nodes`, a host that is not an IP address, the same address twice, and a launcher that is
+    /// not an executable file.
+    init(nodes: Int, hosts: [String], launcher: String?) throws {
+        self.nodes = nodes
+        if hosts.isEmpty {
+            self.hosts = nil
+        } else {
+            guard hosts.count == nodes else {
+                throw CLIError("--node-host: given \(hosts.count) times for \(nodes) nodes; give it once per node")
+            }
+            for host in hosts {
+                let parsed = try CertFlags.check("--node-host", "'\(host)'") { () throws(IdentityError) in
+                    try HostName.parse(host)
+                }
+                guard case .ip = parsed else {
+                    throw CLIError("--node-host '\(host)': expected an IP address, as 10.77.0.1, which the node binds")
+                }
+            }
+            if let twice = Dictionary(grouping: hosts, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+                throw CLIError("--node-host '\(twice)': given for two nodes; every node needs its own address")
+            }
+            self.hosts = hosts
+        }
+        if let launcher {
+            let absolute =
+                launcher.hasPrefix("/") ? launcher : FileManager.default.currentDirectoryPath + "/" + launcher
+            guard FileManager.default.isExecutableFile(atPath: absolute) else {
+                throw CLIError("--node-launcher \(launcher): not an executable file")
+            }
+            self.launcher = absolute
+        } else {
+            self.launcher = nil
+        }
+    }
+
+    /// Each node's listen address: its host (or 127.0.0.1) and its port.
+    func addresses(ports: [Int]) -> [NodeAddress] {
+        (0..<nodes).map { NodeAddress(host: hosts?[$0] ?? "127.0.0.1", port: ports[$0]) }
+    }
+}
+
 /// The quorumd and quorum-proxy binaries beside the running quorumctl: a testnet runs the
 /// binaries of the same build.
 struct TestnetBinaries: Sendable {
@@ -265,18 +338,20 @@ struct TestnetBinaries: Sendable {
 final class TestnetBringUp {
     let layout: TestnetLayout
     let binaries: TestnetBinaries
-    let nodes: Int
+    let plan: TestnetNodePlan
     let threshold: Int
     private(set) var started: [TestnetProcesses.Running] = []
+
+    var nodes: Int { plan.nodes }
 
     /// How long each process may take to start, and the nodes to see each other: generous, for
     /// debug builds on a busy 2-core machine.
     static let startLimit: Duration = .seconds(60)
 
-    init(layout: TestnetLayout, binaries: TestnetBinaries, nodes: Int, threshold: Int) {
+    init(layout: TestnetLayout, binaries: TestnetBinaries, plan: TestnetNodePlan, threshold: Int) {
         self.layout = layout
         self.binaries = binaries
-        self.nodes = nodes
+        self.plan = plan
         self.threshold = threshold
     }
 
@@ -287,15 +362,17 @@ final class TestnetBringUp {
         step("certificates, an operator key and configuration in \(layout.root)")
         let certs = try CertsInit.parse(["--nodes", "\(nodes)", "--out", layout.certs])
         try certs.run()
+        try issueNodeCertificatesForHosts()
         let operatorKey = Hex.encode(try PolicyKeygen.generate(to: layout.operatorKey))
         Output.line("operator key: \(layout.operatorKey) (0600), public key \(operatorKey)")
         let ports = try FreePorts.take(nodes + 2)
         let nodePorts = Array(ports[0..<nodes])
         let upstreamPort = ports[nodes]
         let proxyPort = ports[nodes + 1]
-        try writeNodeConfigurations(ports: nodePorts, operatorKey: operatorKey)
+        let nodeAddresses = plan.addresses(ports: nodePorts)
+        try writeNodeConfigurations(addresses: nodeAddresses, operatorKey: operatorKey)
         Output.line(
-            "wrote node-1..\(nodes).toml (nodes on 127.0.0.1:\(nodePorts.map(String.init).joined(separator: ","))), cluster.toml"
+            "wrote node-1..\(nodes).toml (nodes on \(nodeAddresses.map(\.description).joined(separator: ","))), cluster.toml"
         )
 
         step("the demo upstream on 127.0.0.1:\(upstreamPort)")
@@ -311,10 +388,12 @@ final class TestnetBringUp {
 
         step("\(nodes) quorumd nodes")
         for id in 1...nodes {
-            try launch(
-                TestnetLayout.node(id), binaries.quorumd,
-                ["--config", layout.nodeConfiguration(id), "--ready-file", layout.run("node-\(id).ready")],
-                wait: false)
+            let arguments = ["--config", layout.nodeConfiguration(id), "--ready-file", layout.run("node-\(id).ready")]
+            if let launcher = plan.launcher {
+                try launch(TestnetLayout.node(id), launcher, ["\(id)", binaries.quorumd] + arguments, wait: false)
+            } else {
+                try launch(TestnetLayout.node(id), binaries.quorumd, arguments, wait: false)
+            }
         }
         for id in 1...nodes { try waitUntilReady(TestnetLayout.node(id)) }
         try waitUntilConverged()
@@ -359,7 +438,8 @@ final class TestnetBringUp {
         try waitUntilAnswers(port: proxyPort)
         Output.line("proxy running, log \(layout.log(TestnetLayout.proxy))")
 
-        return summary(proxyPort: proxyPort, upstreamPort: upstreamPort, nodePorts: nodePorts, token: token.text)
+        return summary(
+            proxyPort: proxyPort, upstreamPort: upstreamPort, nodeAddresses: nodeAddresses, token: token.text)
     }
 
     /// Seals the demo upstream's key as the secret the bundle names, into the proxy's data
@@ -378,14 +458,27 @@ final class TestnetBringUp {
         try push.run()
     }
 
-    private func writeNodeConfigurations(ports: [Int], operatorKey: String) throws {
+    /// Re-issues each node's certificate for its own address when the plan gives nodes their
+    /// own hosts (`certs issue --force`, from the CA `certs init` just made), so a node's
+    /// certificate names the address it is reached at rather than loopback.
+    private func issueNodeCertificatesForHosts() throws {
+        guard let hosts = plan.hosts else { return }
+        for (index, host) in hosts.enumerated() {
+            let issue = try CertsIssue.parse([
+                "--ca-dir", layout.certs, "--role", "node", "--id", "\(index + 1)", "--host", host, "--force",
+            ])
+            try issue.run()
+        }
+    }
+
+    private func writeNodeConfigurations(addresses: [NodeAddress], operatorKey: String) throws {
         var cluster = ""
         for id in 1...nodes {
-            cluster += "[[nodes]]\nid = \(id)\naddress = \"127.0.0.1:\(ports[id - 1])\"\n\n"
+            cluster += "[[nodes]]\nid = \(id)\naddress = \"\(addresses[id - 1])\"\n\n"
             var text = """
                 # quorumd configuration of node \(id) of the local testnet (quorumctl testnet up).
                 node_id = \(id)
-                listen = "127.0.0.1:\(ports[id - 1])"
+                listen = "\(addresses[id - 1])"
                 data_dir = "data-\(id)"
 
                 [tls]
@@ -402,7 +495,7 @@ final class TestnetBringUp {
 
                 """
             for peer in 1...nodes where peer != id {
-                text += "\n[[peers]]\nid = \(peer)\naddress = \"127.0.0.1:\(ports[peer - 1])\"\n"
+                text += "\n[[peers]]\nid = \(peer)\naddress = \"\(addresses[peer - 1])\"\n"
             }
             try KeyFiles.writePublicFile(Array(text.utf8), to: layout.nodeConfiguration(id))
         }
@@ -491,7 +584,7 @@ final class TestnetBringUp {
             "the proxy did not answer HTTP within \(Self.startLimit); its log: \(layout.log(TestnetLayout.proxy))")
     }
 
-    private func summary(proxyPort: Int, upstreamPort: Int, nodePorts: [Int], token: String) -> String {
+    private func summary(proxyPort: Int, upstreamPort: Int, nodeAddresses: [NodeAddress], token: String) -> String {
         let url = "http://127.0.0.1:\(proxyPort)"
         let groupKey = Self.groupKey(layout.group) ?? "(see \(layout.group))"
         let quorumctl = CommandLine.arguments.first ?? "quorumctl"
@@ -508,7 +601,7 @@ final class TestnetBringUp {
             proxy:      \(url)   (mount /openai, log \(layout.log(TestnetLayout.proxy)))
             token:      \(token)   (\(layout.token), 0600)
             group key:  \(groupKey)   (\(layout.group))
-            nodes:      \(threshold)-of-\(nodes) on 127.0.0.1:\(nodePorts.map(String.init).joined(separator: ",")) (logs \(layout.root)/node-<i>.log)
+            nodes:      \(threshold)-of-\(nodes) on \(nodeAddresses.map(\.description).joined(separator: ",")) (logs \(layout.root)/node-<i>.log)
             upstream:   http://127.0.0.1:\(upstreamPort), the demo upstream; its key is sealed to the quorum as secret '\(DemoBundle.secret)'
 
             An allowed call (max_tokens 50): 200 from the demo upstream, the quorum's receipt in Latch-Receipt

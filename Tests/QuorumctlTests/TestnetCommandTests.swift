@@ -179,6 +179,26 @@ struct TestnetCommandTests {
         }
     }
 
+    @Test("up refuses a node plan it cannot keep (--node-host count, name, twice; --node-launcher), and starts nothing")
+    func badNodePlan() async throws {
+        try await Workspace.with { ws in
+            let dir = ws.path("net")
+            let hosts = (1...4).flatMap { ["--node-host", "10.77.0.\($0)"] }
+            let cases: [([String], String)] = [
+                (["--node-host", "10.77.0.1"], "--node-host: given 1 times for 4 nodes"),
+                (Array(hosts.dropLast(2)) + ["--node-host", "node4.example"], "expected an IP address"),
+                (Array(hosts.dropLast(2)) + ["--node-host", "10.77.0.1"], "given for two nodes"),
+                (hosts + ["--node-launcher", ws.path("no-such-launcher")], "not an executable file"),
+            ]
+            for (arguments, message) in cases {
+                let up = try await ws.quorumctl(["testnet", "up", "--dir", dir] + arguments)
+                #expect(up.status == 2, "\(arguments): \(up)")
+                #expect(up.stderr.contains(message), "\(arguments): \(up.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: dir))
+            }
+        }
+    }
+
     @Test("up refuses parameters that tolerate no faulty node, and starts nothing")
     func unsafeParameters() async throws {
         try await Workspace.with { ws in

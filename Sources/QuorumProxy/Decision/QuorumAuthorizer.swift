@@ -63,6 +63,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     /// Nodes that failed recently, and until when they are not picked as optimistic signers.
     private let downUntil = NIOLockedValueBox<[UInt16: ContinuousClock.Instant]>([:])
     private let metrics: ProxyMetrics
+    /// How fast each node has been answering decide requests, to name fast nodes as signers.
+    private let preference = NIOLockedValueBox(SignerPreference())
     private let logger: Logger
 
     /// How long a node that failed is passed over when picking optimistic signers.
@@ -140,7 +142,14 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         }
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
         for node in nodeIDs {
-            Task { continuation.yield(.answer(node, await self.decide(request, at: node, deadline: deadline))) }
+            Task {
+                let sent = ContinuousClock.now
+                let answer = await self.decide(request, at: node, deadline: deadline)
+                // Measured even when the round has already finished: a slow node's late answer is
+                // what tells the proxy to name other signers.
+                self.observe(node, answer, after: ContinuousClock.now - sent)
+                continuation.yield(.answer(node, answer))
+            }
         }
         let timer = Task {
             let budget = start + parts.signerBudget
@@ -229,6 +238,19 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         return TimedAuthorization(authorization: authorization, timings: timings)
     }
 
+    /// Records how long node `node` took to answer a decide request; a failure counts as the
+    /// whole decision timeout, so a node that cannot answer is not named as a signer either.
+    private func observe(
+        _ node: UInt16, _ answer: Result<DecideResponse, SigningCoordinator.SigningError>, after elapsed: Duration
+    ) {
+        let latency: Duration
+        switch answer {
+        case .success: latency = elapsed
+        case .failure: latency = max(elapsed, parts.decisionTimeout)
+        }
+        preference.withLockedValue { $0.observe(node, latency: latency) }
+    }
+
     /// Node `node`'s answer to `request`, or why there is none. A function of its own rather than
     /// inline in the task's closure: typed throws caught inline in a child task's closure crashed
     /// the concurrency runtime in release builds (see `NodeClient.answer`).
@@ -265,15 +287,16 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         let commitment: SigningCoordinator.Commitment
     }
 
-    /// One cached commitment from each of k nodes believed up, lowest ids first, skipping nodes
-    /// whose commitment cannot be had; fewer than k when not enough can (the round then signs in a
-    /// sign request round, or finds too few answers). A cached commitment is taken without
+    /// One cached commitment from each of k nodes believed up, in ``SignerPreference`` order
+    /// (the lowest ids among nodes that answer fast, then slow nodes, then nodes that failed
+    /// recently), skipping nodes whose commitment cannot be had; fewer than k when not enough can
+    /// (the round then signs in a sign request round, or finds too few answers). A cached commitment is taken without
     /// waiting; a node whose cache is empty is waited for at most the per-signer budget, so a
     /// node that hangs cannot hold the call here either.
     private func optimisticSlots(deadline: ContinuousClock.Instant) async -> [PickedSlot] {
         let now = ContinuousClock.now
         let down = downUntil.withLockedValue { table in Set(table.filter { $0.value > now }.keys) }
-        let ordered = nodeIDs.filter { !down.contains($0) } + nodeIDs.filter { down.contains($0) }
+        let ordered = preference.withLockedValue { $0.ordered(nodeIDs, threshold: threshold, down: down) }
         var picked: [PickedSlot] = []
         var index = 0
         let budget = parts.signerBudget
