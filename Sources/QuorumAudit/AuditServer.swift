@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import QuorumLog
 import ServiceLifecycle
 
 /// Where a node's audit API listens and how it limits clients: the `[audit]` table of the node's

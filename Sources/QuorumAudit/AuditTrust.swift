@@ -143,7 +143,7 @@ public struct AuditTrust: Sendable {
                 leafHash: RFC9162.leafHash(entry), index: proof.index, size: verified.checkpoint.size,
                 proof: proof.hashes, root: verified.checkpoint.rootHash)
         } catch {
-            throw AuditFailure(.inclusion, error.reason)
+            throw AuditFailure(.inclusion, (error as? MerkleError)?.reason ?? "\(error)")
         }
         return (verified, entry)
     }
@@ -171,7 +171,7 @@ public struct AuditTrust: Sendable {
             try RFC9162.verifyConsistency(
                 size1: a.size, size2: b.size, proof: proof, root1: a.rootHash, root2: b.rootHash)
         } catch {
-            throw AuditFailure(.consistency, "from size \(a.size) to \(b.size): \(error.reason)")
+            throw AuditFailure(.consistency, "from size \(a.size) to \(b.size): \((error as? MerkleError)?.reason ?? "\(error)")")
         }
     }
 }

@@ -94,8 +94,8 @@ public final class AuditedLog: Sendable {
     /// The log as an audit source.
     public var source: MerkleLogAuditSource {
         MerkleLogAuditSource(
-            log: log, receiptIndex: { [receipts] id in receipts.withLock { $0[id] } },
-            evidence: { [heldEvidence] in heldEvidence.withLock { $0 } })
+            log: log, receiptIndex: { [self] id in receipts.withLock { $0[id] } },
+            evidence: { [self] in heldEvidence.withLock { $0 } })
     }
 
     /// `{"participants":[{"node_id":…,"identity_key":…}]}`: the node keys as `ceremony.json` lists
