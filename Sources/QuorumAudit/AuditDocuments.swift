@@ -226,7 +226,7 @@ public struct EvidenceDocument: Sendable, Equatable {
                     evidence.map {
                         .object([
                             "key_name": .string($0.keyName), "size": .number($0.size),
-                            "note_a": .string($0.noteA.serialized), "note_b": .string($0.noteB.serialized),
+                            "note_a": .string($0.noteA), "note_b": .string($0.noteB),
                         ])
                     })
             ])) + [0x0a]
@@ -244,11 +244,12 @@ public struct EvidenceDocument: Sendable, Equatable {
                 throw AuditDocumentError("evidence[\(index)]", "not an object")
             }
             let entry = DocumentReader(members: members)
-            func note(_ key: String) throws(AuditDocumentError) -> SignedNote {
+            func note(_ key: String) throws(AuditDocumentError) -> String {
                 let text = try entry.string(key)
-                do { return try SignedNote.parse(text) } catch {
+                do { _ = try SignedNote.parse(text) } catch {
                     throw AuditDocumentError("evidence[\(index)].\(key)", error.description)
                 }
+                return text
             }
             evidence.append(
                 EquivocationEvidence(

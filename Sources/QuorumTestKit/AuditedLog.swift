@@ -6,7 +6,7 @@ import QuorumLog
 import Synchronization
 
 /// A real log on disk whose checkpoints a dealer FROST group signs (the quorum's line) and node
-/// identity keys cosign, served by the real audit server on loopback: what the audit tests and the
+/// identity keys cosign, under the names nodes use (``CheckpointNames``), served by the real audit server on loopback: what the audit tests and the
 /// auditor command tests run against until nodes replicate a log of their own.
 public final class AuditedLog: Sendable {
     /// The log's origin line.
@@ -23,10 +23,10 @@ public final class AuditedLog: Sendable {
 
     /// A new log in `directory`, signed by `shares` (at least the threshold) of `group`.
     public init(
-        directory: String, origin: String = "quorum.test/log", group: PublicKeyPackage<Ed25519Suite>,
-        shares: [KeyPackage<Ed25519Suite>], nodeKeys: [UInt16: Ed25519KeyPair]
+        directory: String, group: PublicKeyPackage<Ed25519Suite>, shares: [KeyPackage<Ed25519Suite>],
+        nodeKeys: [UInt16: Ed25519KeyPair]
     ) throws {
-        self.origin = origin
+        origin = CheckpointNames.origin(groupPublicKey: try group.verifyingKey.serialized())
         self.group = group
         self.shares = shares
         self.nodeKeys = nodeKeys
@@ -34,12 +34,11 @@ public final class AuditedLog: Sendable {
     }
 
     /// A log with a fresh 3-of-4 dealer group and four node keys.
-    public convenience init(directory: String, origin: String = "quorum.test/log") throws {
+    public convenience init(directory: String) throws {
         let (shares, group) = try SigningHelpers.dealer(Ed25519Suite.self, k: 3, n: 4)
         var keys: [UInt16: Ed25519KeyPair] = [:]
         for node in 1...4 { keys[UInt16(node)] = Ed25519KeyPair() }
-        try self.init(
-            directory: directory, origin: origin, group: group, shares: Array(shares.prefix(3)), nodeKeys: keys)
+        try self.init(directory: directory, group: group, shares: Array(shares.prefix(3)), nodeKeys: keys)
     }
 
     /// The group's 32-byte key.
@@ -55,8 +54,8 @@ public final class AuditedLog: Sendable {
         return indices
     }
 
-    /// The key name node `id` cosigns with.
-    public static func cosignerName(_ id: UInt16) -> String { "node-\(id).quorum.test" }
+    /// The key name node `id` cosigns with, as nodes name it.
+    public func cosignerName(_ id: UInt16) -> String { CheckpointNames.nodeKeyName(origin: origin, nodeID: id) }
 
     /// Signs the checkpoint of the log's current size with the group and cosigns it with
     /// `cosigners` (default: every node), stores it beside the log and returns it.
@@ -74,7 +73,7 @@ public final class AuditedLog: Sendable {
         let checkpoint = try Checkpoint(origin: origin, size: size, rootHash: root)
         var signers: [any NoteSigner] = [groupSigner]
         for id in (cosigners ?? nodeKeys.keys.sorted()) {
-            signers.append(try CosignatureNoteSigner(name: Self.cosignerName(id), keyPair: nodeKeys[id]!, timestamp: timestamp))
+            signers.append(try CosignatureNoteSigner(name: cosignerName(id), keyPair: nodeKeys[id]!, timestamp: timestamp))
         }
         return try SignedNote(text: checkpoint.text, signers: signers)
     }

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import QuorumAudit
 import QuorumCrypto
 import QuorumLog
@@ -269,13 +270,16 @@ struct AuditServerTests {
             try log.append(Array(Self.entries.prefix(4)))
             let real = try log.signCheckpoint()
             let other = try log.checkpointNote(size: 4, root: Array(repeating: 9, count: 32))
-            log.addEvidence(EquivocationEvidence(keyName: "node-2.quorum.test", size: 4, noteA: real, noteB: other))
+            log.addEvidence(
+                EquivocationEvidence(
+                    keyName: log.cosignerName(2), size: 4, noteA: real.serialized, noteB: other.serialized))
             try await log.serving { base in
                 let answer = try await fetch(base + "/evidence")
                 let document = try EvidenceDocument(json: answer.body)
                 #expect(document.evidence.count == 1)
-                #expect(document.evidence.first?.noteA == real && document.evidence.first?.noteB == other)
-                #expect(document.evidence.first?.keyName == "node-2.quorum.test")
+                #expect(document.evidence.first?.noteA == real.serialized)
+                #expect(document.evidence.first?.noteB == other.serialized)
+                #expect(document.evidence.first?.keyName == log.cosignerName(2))
             }
         }
     }
