@@ -142,6 +142,7 @@ let package = Package(
             dependencies: [
                 "QuorumCrypto", "QuorumLog", "QuorumAudit",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

@@ -71,7 +71,8 @@ public struct AuditResponder<Context: RequestContext>: HTTPResponder {
         if let wait = limiter.admit(ClientRateLimiter.key(forAddress: clientAddress(context))) {
             return AuditHTTP.response(AuditHTTP.rateLimited(wait), head: head)
         }
-        let path = request.uri.path
+        // The raw target, not the decoded path: a request id is percent-decoded once, by the route.
+        let (path, query) = AuditHTTP.split(request.head.path ?? "")
         guard path.hasPrefix("/") else {
             return AuditHTTP.response(.notFound("no audit resource at \(path)"), head: head)
         }
@@ -80,7 +81,6 @@ public struct AuditResponder<Context: RequestContext>: HTTPResponder {
             return AuditHTTP.response(error, head: head)
         }
         let api = api
-        let query = request.uri.query
         let outcome: Result<AuditAnswer, any Error> = try await threadPool.runIfActive {
             Result { try api.answer(route, query: query) }
         }
@@ -103,6 +103,12 @@ public enum AuditHTTP {
     /// Where the proxy serves the audit API: `GET /.well-known/quorum/audit/checkpoint` is a
     /// node's `GET /checkpoint`.
     public static let proxyPrefix = "/.well-known/quorum/audit"
+
+    /// A raw request target split into its path and its query (without the `?`), if any.
+    public static func split(_ target: String) -> (path: String, query: String?) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, nil) }
+        return (String(target[..<mark]), String(target[target.index(after: mark)...]))
+    }
 
     /// A 405 for anything but GET and HEAD: the API changes nothing.
     public static func refuseMethod(_ method: HTTPRequest.Method) -> AuditRequestError? {

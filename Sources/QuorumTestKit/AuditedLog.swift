@@ -3,6 +3,7 @@ import Logging
 import QuorumAudit
 import QuorumCrypto
 import QuorumLog
+import ServiceLifecycle
 import Synchronization
 
 /// A real log on disk whose checkpoints a dealer FROST group signs (the quorum's line) and node
@@ -129,13 +130,17 @@ public final class AuditedLog: Sendable {
             continuation.yield(port)
             continuation.finish()
         }
-        let task = Task { try await server.run() }
+        let group = ServiceGroup(
+            configuration: .init(services: [server], gracefulShutdownSignals: [], logger: logger))
+        let task = Task { try await group.run() }
         defer { task.cancel() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CocoaError(.featureUnsupported) }
-        let result = try await body("http://127.0.0.1:\(port)")
-        task.cancel()
+        let outcome: Result<T, any Error>
+        do { outcome = .success(try await body("http://127.0.0.1:\(port)")) } catch { outcome = .failure(error) }
+        await group.triggerGracefulShutdown()
         _ = await task.result
+        let result = try outcome.get()
         return result
     }
 }
