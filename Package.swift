@@ -239,8 +239,8 @@ let package = Package(
         .testTarget(
             name: "QuorumctlTests",
             dependencies: [
-                "QuorumCrypto", "QuorumLog", "QuorumAudit", "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy",
-                "CSodium",
+                "QuorumCrypto", "QuorumLog", "QuorumAudit", "QuorumPolicy", "QuorumProtocol", "QuorumNode",
+                "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy", "CSodium",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]

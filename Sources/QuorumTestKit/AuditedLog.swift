@@ -109,17 +109,17 @@ public final class AuditedLog: Sendable {
 
     /// Serves the log with the real audit server on `127.0.0.1`, runs `body` with its base URL,
     /// then stops the server.
-    public func serving<T: Sendable>(
+    public func serving<T>(
         limits: ClientRateLimiter.Limits = .init(burst: 10_000, refillPerSecond: 10_000),
-        _ body: @Sendable (String) async throws -> T
+        _ body: (String) async throws -> T
     ) async throws -> T {
         try await Self.serve(source, limits: limits, body)
     }
 
     /// Serves `source` on loopback for the length of `body`.
-    public static func serve<T: Sendable>(
+    public static func serve<T>(
         _ source: any AuditLogSource, limits: ClientRateLimiter.Limits = .init(burst: 10_000, refillPerSecond: 10_000),
-        _ body: @Sendable (String) async throws -> T
+        _ body: (String) async throws -> T
     ) async throws -> T {
         var configuration = AuditServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.limits = limits

@@ -154,7 +154,7 @@ struct AuditServerTests {
         ("/proof/inclusion?index=-1", "index", "not a decimal"),
         ("/proof/inclusion?index=99999999999999999999", "index", "outside"),
         ("/checkpoint?x=1", "query", "takes no query"), ("/tile/0/x000/000", "tile index", "leading"),
-        ("/receipts/a%20b", "request id", "printable ASCII"), ("/receipts/a%2", "request id", "two hex digits"),
+        ("/receipts/a%20b", "request id", "printable ASCII"),
     ]
 
     @Test("bad parameters are 400s whose JSON names the parameter and says what was wrong", arguments: badRequests)
