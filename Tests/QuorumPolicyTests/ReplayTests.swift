@@ -38,7 +38,9 @@ struct ReplayTests {
             let replay = engine.replay(
                 request, state: RecordedState(verdict.stateReads), at: Fixture.businessHours,
                 substitutes: ReplaySubstitutes(authentication: nil, bodyUnavailable: false, logged: verdict.trace))
-            #expect(replay.verdict.encoded() == verdict.encoded(), "\(request.requestID)")
+            let (got, want) = (String(decoding: replay.verdict.encoded(), as: UTF8.self), String(decoding: verdict.encoded(), as: UTF8.self))
+            let common = zip(got, want).prefix { $0 == $1 }.count
+            #expect(got == want, "\(request.requestID): differs after \(want.prefix(common).suffix(120)) — replay: \(got.dropFirst(common).prefix(160)) — logged: \(want.dropFirst(common).prefix(160))")
             #expect(replay.standIns.isEmpty)
         }
     }
@@ -65,7 +67,7 @@ struct ReplayTests {
             #expect(replay.verdict.decision == verdict.decision, "\(request.requestID)")
             #expect(replay.verdict.trace == verdict.trace, "\(request.requestID)")
             #expect(replay.standIns.first?.filter == "authentication")
-            if verdict.trace.count > 5 {
+            if verdict.trace.contains(where: { $0.filter == "token-cap" }) {
                 #expect(Set(replay.standIns.map(\.filter)).isSuperset(of: ["token-cap"]), "\(replay.standIns)")
             }
             #expect(!replay.standIns.contains { $0.filter == "method" || $0.filter == "body_size" })

@@ -45,8 +45,8 @@ public struct BudgetWindowRead: Sendable, Equatable {
 /// replay evaluates against.
 ///
 /// A rate window becomes one slot holding the counted requests and tokens, whose latest hit makes
-/// it stop counting at the recorded expiry; a budget ledger holds the recorded committed amount as
-/// settled spend in each window, plus an empty entry for the recorded latest window of each kind.
+/// it stop counting at the recorded expiry; a budget ledger holds each non-zero committed amount
+/// as settled spend in its window, plus an empty entry for the recorded latest window of its kind.
 /// Read with the same window length and at the same time, they give the recorded readings back.
 public struct RecordedState: PolicyStateReading, Sendable {
     private var windows: [String: RateWindow] = [:]
@@ -66,7 +66,9 @@ public struct RecordedState: PolicyStateReading, Sendable {
             case .budget(let key, let reads):
                 var ledger = BudgetLedger()
                 for read in reads {
-                    ledger.spent[read.window] = read.committed
+                    // A window the ledger did not hold reads as 0 and is not "latest" of anything;
+                    // one it held is at most the latest of its kind, which is recorded as such.
+                    if read.committed != 0 { ledger.spent[read.window] = read.committed }
                     if let latest = read.latest, ledger.spent[latest] == nil { ledger.spent[latest] = 0 }
                 }
                 ledgers[key] = ledger
