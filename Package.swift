@@ -249,7 +249,7 @@ let package = Package(
             name: "QuorumProxyTests",
             dependencies: [
                 "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumProtocol", "QuorumTestKit",
-                "QuorumIdentity", "quorum-proxy",
+                "QuorumIdentity", "QuorumAudit", "QuorumLog", "quorum-proxy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -53,9 +53,7 @@ public struct AuditAPI: Sendable {
     /// - Throws: ``AuditRequestError`` for what the request got wrong (400, 404); any other error
     ///   means the log could not be read, which the responder answers as a 500 without details.
     public func answer(_ route: AuditRoute, query: String?) throws -> AuditAnswer {
-        if !route.takesQuery, let query, !query.isEmpty {
-            throw AuditRequestError.badParameter("query", "/\(route.path) takes no query string, got \"?\(query)\"")
-        }
+        try route.checkQuery(query)
         switch route {
         case .checkpoint:
             let (note, _) = try signed()

@@ -73,6 +73,19 @@ public enum AuditRoute: Sendable, Equatable {
         }
     }
 
+    /// Refuses a query the route does not take, or one that does not parse (400 naming the
+    /// parameter), without reading the log: what the proxy checks before it forwards.
+    public func checkQuery(_ query: String?) throws(AuditRequestError) {
+        switch self {
+        case .inclusionProof: _ = try AuditQuery(query, allowed: ["index", "size"])
+        case .consistencyProof: _ = try AuditQuery(query, allowed: ["from", "to"])
+        default:
+            if let query, !query.isEmpty {
+                throw .badParameter("query", "/\(path) takes no query string, got \"?\(query)\"")
+            }
+        }
+    }
+
     /// The path below the API root, as ``parse(_:)`` reads it back.
     public var path: String {
         switch self {
