@@ -87,7 +87,8 @@ public struct AuditAPI: Sendable {
             let size = try Self.signedSize(parameters["size"], name: "size", checkpoint: checkpoint)
             guard index < size else {
                 throw AuditRequestError.badParameter(
-                    "index", "\(index) is not below size \(size); the tree of \(size) entries holds indices 0…\(size - 1)")
+                    "index",
+                    "\(index) is not below size \(size); the tree of \(size) entries holds indices 0…\(size - 1)")
             }
             let proof = InclusionProofDocument(
                 index: index, size: size, leafHash: try source.log.leafHash(at: index),
@@ -137,7 +138,8 @@ public struct AuditAPI: Sendable {
         let checkpoint = try Checkpoint.parse(note.text)
         guard checkpoint.size <= source.log.size else {
             throw MerkleError(
-                .corruptStore, "the latest checkpoint is of size \(checkpoint.size) but the log holds \(source.log.size)")
+                .corruptStore,
+                "the latest checkpoint is of size \(checkpoint.size) but the log holds \(source.log.size)")
         }
         return (note, checkpoint)
     }

@@ -90,7 +90,8 @@ public enum AuditRoute: Sendable, Equatable {
     public var path: String {
         switch self {
         case .checkpoint: "checkpoint"
-        case .hashTile(let level, let index, let width): TlogTiles.hashTilePath(level: level, index: index, width: width)
+        case .hashTile(let level, let index, let width):
+            TlogTiles.hashTilePath(level: level, index: index, width: width)
         case .entryBundle(let index, let width): TlogTiles.entryBundlePath(index: index, width: width)
         case .inclusionProof: "proof/inclusion"
         case .consistencyProof: "proof/consistency"
@@ -122,7 +123,8 @@ public enum AuditRoute: Sendable, Equatable {
         default:
             throw .notFound(
                 "no audit resource at /\(path); the API serves checkpoint, tile/<L>/<N>[.p/<W>], "
-                    + "tile/entries/<N>[.p/<W>], proof/inclusion, proof/consistency, receipts/<request-id> and evidence")
+                    + "tile/entries/<N>[.p/<W>], proof/inclusion, proof/consistency, receipts/<request-id> and evidence"
+            )
         }
     }
 
@@ -150,7 +152,8 @@ public enum AuditRoute: Sendable, Equatable {
                 throw .badParameter("tile index", "index group \"\(group)\" is not \(expected), as in x001/x234/067")
             }
             if position == 0, !isLast, digits == "000" {
-                throw .badParameter("tile index", "leading index group x000; the index is written without leading zero groups")
+                throw .badParameter(
+                    "tile index", "leading index group x000; the index is written without leading zero groups")
             }
             let (scaled, overflow) = index.multipliedReportingOverflow(by: 1000)
             let (sum, carry) = scaled.addingReportingOverflow(UInt64(digits)!)

@@ -92,7 +92,8 @@ public struct AuditResponder<Context: RequestContext>: HTTPResponder {
         case .failure(let error):
             logger.error("audit API cannot read the log", metadata: ["path": "\(path)", "reason": "\(error)"])
             return AuditHTTP.response(
-                AuditRequestError(status: 500, code: "log_unavailable", "the log could not be read; see the node's log"),
+                AuditRequestError(
+                    status: 500, code: "log_unavailable", "the log could not be read; see the node's log"),
                 head: head)
         }
     }
@@ -114,7 +115,8 @@ public enum AuditHTTP {
     public static func refuseMethod(_ method: HTTPRequest.Method) -> AuditRequestError? {
         guard method != .get, method != .head else { return nil }
         return AuditRequestError(
-            status: 405, code: "method_not_allowed", "\(method.rawValue) is not served; the audit API is read-only (GET, HEAD)")
+            status: 405, code: "method_not_allowed",
+            "\(method.rawValue) is not served; the audit API is read-only (GET, HEAD)")
     }
 
     /// A 429 with the seconds to wait.
@@ -139,7 +141,8 @@ public enum AuditHTTP {
     /// A refusal as a JSON response (with `Allow` on a 405 and `Retry-After` on a 429).
     public static func response(_ error: AuditRequestError, head: Bool) -> Response {
         var response = response(
-            AuditAnswer(status: error.status, contentType: AuditAnswer.json, cacheControl: "no-store", body: error.jsonBody),
+            AuditAnswer(
+                status: error.status, contentType: AuditAnswer.json, cacheControl: "no-store", body: error.jsonBody),
             head: head)
         if error.status == 405 { response.headers[.allow] = "GET, HEAD" }
         if let seconds = error.retryAfter { response.headers[.retryAfter] = String(seconds) }

@@ -103,7 +103,9 @@ public struct AuditTrust: Sendable {
             let match = nodeKeys.sorted { $0.key < $1.key }.first { _, key in
                 NoteKey.keyID(name: line.name, type: .cosignatureV1, publicKey: key) == line.keyID
             }
-            if let (node, key) = match, let verifier = try? NoteVerifier(name: line.name, type: .cosignatureV1, publicKey: key) {
+            if let (node, key) = match,
+                let verifier = try? NoteVerifier(name: line.name, type: .cosignatureV1, publicKey: key)
+            {
                 verifiers.append(verifier)
                 nodeOf[line.name + "+" + NoteKey.hex(line.keyID)] = node
             } else {
@@ -171,7 +173,8 @@ public struct AuditTrust: Sendable {
             try RFC9162.verifyConsistency(
                 size1: a.size, size2: b.size, proof: proof, root1: a.rootHash, root2: b.rootHash)
         } catch {
-            throw AuditFailure(.consistency, "from size \(a.size) to \(b.size): \((error as? MerkleError)?.reason ?? "\(error)")")
+            throw AuditFailure(
+                .consistency, "from size \(a.size) to \(b.size): \((error as? MerkleError)?.reason ?? "\(error)")")
         }
     }
 }

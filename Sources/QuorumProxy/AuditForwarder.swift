@@ -38,12 +38,14 @@ public struct AuditForwarding: Sendable, Hashable {
                 url.host != nil, url.query == nil, url.path.isEmpty || url.path == "/"
             else {
                 throw reader.error(
-                    "audit.nodes[\(index + 1)]", "is not an http(s) base URL without a path, as \"http://127.0.0.1:7301\"")
+                    "audit.nodes[\(index + 1)]",
+                    "is not an http(s) base URL without a path, as \"http://127.0.0.1:7301\"")
             }
             nodes.append(text.hasSuffix("/") ? String(text.dropLast()) : text)
         }
         var forwarding = AuditForwarding(nodes: nodes)
-        forwarding.timeout = .milliseconds(try reader.milliseconds(audit["timeout_ms"], key: "audit.timeout_ms", default: 5000))
+        forwarding.timeout = .milliseconds(
+            try reader.milliseconds(audit["timeout_ms"], key: "audit.timeout_ms", default: 5000))
         forwarding.limits = try reader.auditLimits(audit, prefix: "audit.")
         return forwarding
     }
@@ -105,7 +107,8 @@ struct AuditForwarder: Sendable {
             do {
                 let response = try await client.execute(forwarded, timeout: .init(forwarding.timeout))
                 if response.status.code == 429 || response.status.code >= 500 {
-                    logger.info("audit node passed over", metadata: ["node": "\(node)", "status": "\(response.status.code)"])
+                    logger.info(
+                        "audit node passed over", metadata: ["node": "\(node)", "status": "\(response.status.code)"])
                     last = response
                     continue
                 }

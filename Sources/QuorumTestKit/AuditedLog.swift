@@ -74,7 +74,8 @@ public final class AuditedLog: Sendable {
         let checkpoint = try Checkpoint(origin: origin, size: size, rootHash: root)
         var signers: [any NoteSigner] = [groupSigner]
         for id in (cosigners ?? nodeKeys.keys.sorted()) {
-            signers.append(try CosignatureNoteSigner(name: cosignerName(id), keyPair: nodeKeys[id]!, timestamp: timestamp))
+            signers.append(
+                try CosignatureNoteSigner(name: cosignerName(id), keyPair: nodeKeys[id]!, timestamp: timestamp))
         }
         return try SignedNote(text: checkpoint.text, signers: signers)
     }

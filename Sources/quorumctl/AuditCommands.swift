@@ -60,7 +60,8 @@ struct AuditCheckpoint: ParsableCommand {
             }
         }
         if keysFile == nil {
-            Output.line("note: cosignatures were not checked; give --cosigners (node identity keys) to see which nodes signed")
+            Output.line(
+                "note: cosignatures were not checked; give --cosigners (node identity keys) to see which nodes signed")
         }
         var splits = 0
         for (i, a) in verified.enumerated() {
@@ -106,7 +107,8 @@ struct AuditCheckpoint: ParsableCommand {
 struct AuditReceipt: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receipt",
-        abstract: "Check a receipt end to end: its signature, its inclusion in a verified checkpoint, and the decision.",
+        abstract:
+            "Check a receipt end to end: its signature, its inclusion in a verified checkpoint, and the decision.",
         discussion: """
             The argument is a request id, a receipt (compact JWS, inline, @FILE or -), or @FILE holding a \
             c2sp.org/tlog-proof saved from GET /receipts/<id> (checked offline, no --node needed). The log entry \
@@ -115,7 +117,9 @@ struct AuditReceipt: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("A request id, a receipt (inline, @FILE or -), or @FILE with a tlog-proof.", valueName: "id-or-file"))
+    @Argument(
+        help: ArgumentHelp(
+            "A request id, a receipt (inline, @FILE or -), or @FILE with a tlog-proof.", valueName: "id-or-file"))
     var receipt: String
 
     @OptionGroup var nodes: AuditNodeOptions
@@ -176,7 +180,9 @@ struct AuditReceipt: ParsableCommand {
     private func readArgument(groupKey: [UInt8]) throws -> (String?, Receipt?, TlogProof?) {
         let isFile = receipt == "-" || receipt.hasPrefix("@")
         guard isFile || receipt.contains(".") && receipt.split(separator: ".").count == 3 else {
-            if let problem = SigningLimits.requestIDProblem(receipt) { throw CLIError("request id \(receipt): \(problem)") }
+            if let problem = SigningLimits.requestIDProblem(receipt) {
+                throw CLIError("request id \(receipt): \(problem)")
+            }
             return (receipt, nil, nil)
         }
         if receipt.hasPrefix("@") {
@@ -225,7 +231,8 @@ struct ReceiptAudit {
     /// `requestID` (when known), verifies the logged receipt under the group and, when `given`,
     /// that it is the same receipt; checks each verdict's node signature with the known node keys.
     /// Any failure prints `FAIL …` and exits 1.
-    static func check(_ proof: TlogProof, requestID: String?, given: Receipt?, trust: AuditTrust) throws -> ReceiptAudit {
+    static func check(_ proof: TlogProof, requestID: String?, given: Receipt?, trust: AuditTrust) throws -> ReceiptAudit
+    {
         func fail(_ message: String) -> ExitCode {
             Output.line("FAIL \(message)")
             return ExitCode(1)
@@ -254,7 +261,8 @@ struct ReceiptAudit {
             throw fail("the logged receipt does not verify under the group: \(error.description)")
         }
         guard receipt.claims.requestID == entry.requestID else {
-            throw fail("the logged receipt is for request \(receipt.claims.requestID), the entry for \(entry.requestID)")
+            throw fail(
+                "the logged receipt is for request \(receipt.claims.requestID), the entry for \(entry.requestID)")
         }
         if let given, given.compact != receipt.compact {
             throw fail("the receipt given differs from the one logged for request \(entry.requestID)")
@@ -279,7 +287,8 @@ struct ReceiptAudit {
             lines.append(line)
         }
         if entry.verdicts.isEmpty { lines.append("verdicts: none logged") }
-        return ReceiptAudit(checkpoint: checkpoint, entry: entry, receipt: receipt, verdictLines: lines, problems: problems)
+        return ReceiptAudit(
+            checkpoint: checkpoint, entry: entry, receipt: receipt, verdictLines: lines, problems: problems)
     }
 
     /// The `decision` (and deny `reason`) of a verdict's canonical JSON, without QuorumPolicy.
@@ -335,7 +344,11 @@ struct AuditMonitor: ParsableCommand {
         }
         guard let remembered else {
             try MonitorState(node: url, checkpoint: current).save(state)
-            if verbose { Output.line("first run: remembered \(url)'s checkpoint: " + AuditText.describe(current, knownNodes: trust.nodeKeys.count)) }
+            if verbose {
+                Output.line(
+                    "first run: remembered \(url)'s checkpoint: "
+                        + AuditText.describe(current, knownNodes: trust.nodeKeys.count))
+            }
             return
         }
         let (old, new) = (remembered.checkpoint.checkpoint, current.checkpoint)
@@ -349,7 +362,9 @@ struct AuditMonitor: ParsableCommand {
         if old.size < new.size {
             switch fetcher.consistency(url, from: old.size, to: new.size) {
             case .failure(let error):
-                evidence("no consistency proof from \(old.size) to \(new.size): \(error.message)", remembered, current, url, nil)
+                evidence(
+                    "no consistency proof from \(old.size) to \(new.size): \(error.message)", remembered, current, url,
+                    nil)
                 throw ExitCode(1)
             case .success(let document): proof = document
             }
@@ -363,7 +378,8 @@ struct AuditMonitor: ParsableCommand {
         try MonitorState(node: url, checkpoint: current).save(state)
         if verbose {
             Output.line(
-                "consistent: size \(old.size) → \(new.size) at \(url); " + AuditText.describe(current, knownNodes: trust.nodeKeys.count))
+                "consistent: size \(old.size) → \(new.size) at \(url); "
+                    + AuditText.describe(current, knownNodes: trust.nodeKeys.count))
         }
     }
 
@@ -427,7 +443,9 @@ enum AtomicFile {
     static func write(_ bytes: [UInt8], to path: String) throws {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         let temporary = "\(path).tmp-\(getpid())"
-        func fail(_ what: String) -> CLIError { CLIError("\(path): cannot \(what): \(String(cString: strerror(errno)))") }
+        func fail(_ what: String) -> CLIError {
+            CLIError("\(path): cannot \(what): \(String(cString: strerror(errno)))")
+        }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw fail("create \(temporary)") }
         var written = 0

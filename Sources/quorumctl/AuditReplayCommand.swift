@@ -10,7 +10,8 @@ import QuorumProtocol
 struct AuditReplay: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Re-evaluate a logged decision against the bundle its receipt names, and compare with each node's verdict.",
+        abstract:
+            "Re-evaluate a logged decision against the bundle its receipt names, and compare with each node's verdict.",
         discussion: """
             The receipt entry is fetched and checked as `audit receipt` does. The bundle is the one whose digest \
             the receipt names: a bundle entry in the log (proven included in the checkpoint) or --bundle FILE. \
@@ -34,19 +35,25 @@ struct AuditReplay: ParsableCommand {
     @Option(help: ArgumentHelp("The request body, checked against its logged SHA-256 and length.", valueName: "file"))
     var body: String?
 
-    @Option(help: ArgumentHelp("A file holding the agent's latch token, checked against its logged SHA-256.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "A file holding the agent's latch token, checked against its logged SHA-256.", valueName: "file"))
     var token: String?
 
-    @Option(help: ArgumentHelp("The proxy's limits.decision_body_bytes: how much of --body the nodes saw.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp("The proxy's limits.decision_body_bytes: how much of --body the nodes saw.", valueName: "n"))
     var decisionBodyBytes = 1 << 20
 
     @Option(
         name: .customLong("operator-key"),
-        help: ArgumentHelp("An operator public key (64 hex) the bundle must be signed by; repeatable.", valueName: "hex"))
+        help: ArgumentHelp(
+            "An operator public key (64 hex) the bundle must be signed by; repeatable.", valueName: "hex"))
     var operatorKeys: [String] = []
 
     func run() throws {
-        if let problem = SigningLimits.requestIDProblem(requestID) { throw CLIError("request id \(requestID): \(problem)") }
+        if let problem = SigningLimits.requestIDProblem(requestID) {
+            throw CLIError("request id \(requestID): \(problem)")
+        }
         guard decisionBodyBytes >= 0 else { throw CLIError("--decision-body-bytes \(decisionBodyBytes) is negative") }
         let pinned = try operatorKeys.map { hex in
             guard let key = Hex.decode(hex), key.count == 32 else {
@@ -62,7 +69,9 @@ struct AuditReplay: ParsableCommand {
         let document: ReceiptDocument
         switch fetcher.get(url, AuditRoute.receipt(requestID: requestID).path).flatMap({ body in
             Result { () throws(CLIError) -> ReceiptDocument in
-                do { return try ReceiptDocument(json: body) } catch { throw CLIError("\(url): /receipts/\(requestID): \(error)") }
+                do { return try ReceiptDocument(json: body) } catch {
+                    throw CLIError("\(url): /receipts/\(requestID): \(error)")
+                }
             }
         }) {
         case .failure(let error):
@@ -79,10 +88,12 @@ struct AuditReplay: ParsableCommand {
 
         let digestHex = audit.receipt.claims.bundle
         guard !digestHex.isEmpty else {
-            Output.line("FAIL the receipt names no bundle: the decision was made without one, so there is nothing to replay")
+            Output.line(
+                "FAIL the receipt names no bundle: the decision was made without one, so there is nothing to replay")
             throw ExitCode(1)
         }
-        let policy = try loadBundle(digest: "sha256:" + digestHex, pinned: pinned, checkpoint: audit.checkpoint, url: url, fetcher: fetcher)
+        let policy = try loadBundle(
+            digest: "sha256:" + digestHex, pinned: pinned, checkpoint: audit.checkpoint, url: url, fetcher: fetcher)
         let request = try decisionRequest(audit.entry.request)
         Output.line(
             "request: \(request.request.method) \(request.request.target) at \(AuditReceipt.time(audit.entry.request.time)) "
@@ -115,21 +126,26 @@ struct AuditReplay: ParsableCommand {
         let sameTrace = replayed.trace == logged.trace
         let same = replayed.decision == logged.decision && sameTrace
         if replayed.encoded() == bytes {
-            Output.line("node \(node): reproduced \(replayed.decision.rawValue), byte for byte (\(replayed.trace.count) steps)")
+            Output.line(
+                "node \(node): reproduced \(replayed.decision.rawValue), byte for byte (\(replayed.trace.count) steps)")
         } else if same {
             Output.line(
                 "node \(node): reproduced \(replayed.decision.rawValue) and its trace; the verdict's other members differ "
-                    + "only where steps were taken from the log (their state changes and reservations are not re-derived)")
+                    + "only where steps were taken from the log (their state changes and reservations are not re-derived)"
+            )
         } else {
-            Output.line("node \(node): DIFFERS: logged \(logged.decision.rawValue), replayed \(replayed.decision.rawValue)")
+            Output.line(
+                "node \(node): DIFFERS: logged \(logged.decision.rawValue), replayed \(replayed.decision.rawValue)")
         }
         for entry in replayed.trace {
             let taken = outcome.standIns.contains(entry) ? "  [taken from the log: \(Self.why(entry))]" : ""
             Output.line("  \(entry.outcome.rawValue) \(entry.filter): \(entry.detail)\(taken)")
         }
         if !sameTrace {
-            for (index, entry) in logged.trace.enumerated() where index >= replayed.trace.count || replayed.trace[index] != entry {
-                Output.line("  logged step \(index + 1) was: \(entry.outcome.rawValue) \(entry.filter): \(entry.detail)")
+            for (index, entry) in logged.trace.enumerated()
+            where index >= replayed.trace.count || replayed.trace[index] != entry {
+                Output.line(
+                    "  logged step \(index + 1) was: \(entry.outcome.rawValue) \(entry.filter): \(entry.detail)")
             }
         }
         for read in logged.stateReads { Output.line("  state read as logged: " + Self.describe(read)) }
@@ -149,13 +165,17 @@ struct AuditReplay: ParsableCommand {
                 + (expiry.map { ", oldest counts until \($0)" } ?? "")
         case .budget(let key, let windows):
             return "\(key): "
-                + windows.map { "\($0.window) committed \($0.committed) micro-units" + ($0.latest.map { " (latest \($0))" } ?? "") }
+                + windows.map {
+                    "\($0.window) committed \($0.committed) micro-units" + ($0.latest.map { " (latest \($0))" } ?? "")
+                }
                 .joined(separator: ", ")
         }
     }
 
     /// The logged request as the nodes saw it, with the body and token when given and matching.
-    private func decisionRequest(_ logged: LoggedRequest) throws -> (request: DecisionRequest, bodyKnown: Bool, tokenKnown: Bool, bodyNote: String) {
+    private func decisionRequest(
+        _ logged: LoggedRequest
+    ) throws -> (request: DecisionRequest, bodyKnown: Bool, tokenKnown: Bool, bodyNote: String) {
         var bodyBytes: [UInt8] = []
         var bodyKnown = logged.bodyLength == 0
         var note = "the body is empty"
@@ -170,7 +190,8 @@ struct AuditReplay: ParsableCommand {
             bodyKnown = true
             note = "body from \(body), matching its logged SHA-256"
         } else if !bodyKnown {
-            note = "body not given (\(logged.bodyLength) bytes, logged as SHA-256 only): steps that read it are taken from the log"
+            note =
+                "body not given (\(logged.bodyLength) bytes, logged as SHA-256 only): steps that read it are taken from the log"
         } else if sha256Digest([]) != logged.bodySHA256 {
             throw CLIError("the log says the body is empty but its SHA-256 is not that of nothing")
         }
@@ -203,7 +224,8 @@ struct AuditReplay: ParsableCommand {
             envelope = try Inputs.contents(of: bundle, what: "the signed bundle")
             source = bundle
         } else {
-            let (index, leaf, entry) = try findBundleEntry(digest: digest, size: checkpoint.checkpoint.size, url: url, fetcher: fetcher)
+            let (index, leaf, entry) = try findBundleEntry(
+                digest: digest, size: checkpoint.checkpoint.size, url: url, fetcher: fetcher)
             guard !entry.signedBundle.isEmpty else {
                 throw CLIError(
                     "the log's bundle entry \(index) for \(digest) holds only its digest (the bundle is too large for a "
@@ -244,7 +266,8 @@ struct AuditReplay: ParsableCommand {
         }
         Output.line(
             "bundle: \(digest) version \(policy.version) from \(source), signed by operator "
-                + "\(envelopeSigner.map(Hex.encode) ?? "?")\(pinned.isEmpty ? " (not pinned; --operator-key pins it)" : " (pinned)")")
+                + "\(envelopeSigner.map(Hex.encode) ?? "?")\(pinned.isEmpty ? " (not pinned; --operator-key pins it)" : " (pinned)")"
+        )
         return policy
     }
 

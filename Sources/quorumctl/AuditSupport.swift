@@ -10,7 +10,9 @@ import QuorumProtocol
 /// What every `audit` command trusts: `--group` (the signing group's key), `--cosigners` (the
 /// nodes' identity keys) and `--origin`.
 struct AuditTrustOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The signing group file (group.json): checkpoints and receipts verify under its key.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "The signing group file (group.json): checkpoints and receipts verify under its key.", valueName: "file"))
     var group: String
 
     @Option(
@@ -32,7 +34,9 @@ struct AuditTrustOptions: ParsableArguments {
         var nodeKeys: [UInt16: [UInt8]] = [:]
         var keysFile = cosigners
         if keysFile == nil {
-            let beside = URL(fileURLWithPath: self.group).deletingLastPathComponent().appendingPathComponent("ceremony.json").path
+            let beside = URL(fileURLWithPath: self.group).deletingLastPathComponent().appendingPathComponent(
+                "ceremony.json"
+            ).path
             if FileManager.default.fileExists(atPath: beside) { keysFile = beside }
         }
         if let keysFile { nodeKeys = try Self.nodeKeys(keysFile) }
@@ -46,7 +50,9 @@ struct AuditTrustOptions: ParsableArguments {
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
             let participants = object["participants"] as? [[String: Any]]
         else {
-            throw CLIError("\(path): not a participants file; expected {\"participants\": [{\"node_id\": 1, \"identity_key\": \"<64 hex>\"}]}")
+            throw CLIError(
+                "\(path): not a participants file; expected {\"participants\": [{\"node_id\": 1, \"identity_key\": \"<64 hex>\"}]}"
+            )
         }
         var keys: [UInt16: [UInt8]] = [:]
         for (position, participant) in participants.enumerated() {
@@ -113,7 +119,8 @@ final class AuditFetcher: Sendable {
         let timeout = timeout
         return Blocking.wait { () -> Result<[UInt8], CLIError> in
             do {
-                let response = try await client.execute(HTTPClientRequest(url: base + "/" + path), timeout: .seconds(Int64(timeout)))
+                let response = try await client.execute(
+                    HTTPClientRequest(url: base + "/" + path), timeout: .seconds(Int64(timeout)))
                 let body = Array(try await response.body.collect(upTo: 32 << 20).readableBytesView)
                 guard response.status.code == 200 else {
                     let reason =

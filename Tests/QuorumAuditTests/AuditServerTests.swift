@@ -48,7 +48,9 @@ func treeHash(_ entries: ArraySlice<[UInt8]>) -> [UInt8] {
 struct AuditServerTests {
     /// 600 distinct entries: two full level-0 tiles, a partial one of width 88, a partial level-1
     /// tile of width 2.
-    static let entries: [[UInt8]] = (0..<600).map { Array("entry \($0) ".utf8) + Array(repeating: UInt8($0 % 251), count: $0 % 7) }
+    static let entries: [[UInt8]] = (0..<600).map {
+        Array("entry \($0) ".utf8) + Array(repeating: UInt8($0 % 251), count: $0 % 7)
+    }
 
     static func withLog(_ body: (AuditedLog, URL) async throws -> Void) async throws {
         let directory = try TestKit.temporaryDirectory("audit-api")
@@ -81,7 +83,9 @@ struct AuditServerTests {
 
                 let bundle = try await fetch(base + "/tile/entries/002.p/88")
                 var expected: [UInt8] = []
-                for entry in Self.entries[512..<600] { expected += [UInt8(entry.count >> 8), UInt8(entry.count & 0xff)] + entry }
+                for entry in Self.entries[512..<600] {
+                    expected += [UInt8(entry.count >> 8), UInt8(entry.count & 0xff)] + entry
+                }
                 #expect(bundle.body == expected)
                 #expect(bundle.headers["content-type"] == "application/octet-stream")
                 let fullBundle = try await fetch(base + "/tile/entries/000")
@@ -89,7 +93,8 @@ struct AuditServerTests {
 
                 // A narrower partial tile is a prefix; a wider one or a full one is not there yet.
                 #expect(try await fetch(base + "/tile/0/002.p/5").body == Array(leaves[512..<517].joined()))
-                for missing in ["/tile/0/002.p/89", "/tile/0/002", "/tile/1/000", "/tile/2/000.p/1", "/tile/8/000.p/1"] {
+                for missing in ["/tile/0/002.p/89", "/tile/0/002", "/tile/1/000", "/tile/2/000.p/1", "/tile/8/000.p/1"]
+                {
                     let answer = try await fetch(base + missing)
                     #expect(answer.status == 404, "\(missing): \(answer.text)")
                 }
@@ -147,9 +152,12 @@ struct AuditServerTests {
 
     static let badRequests: [(String, String, String)] = [
         ("/proof/inclusion", "index", "missing"), ("/proof/inclusion?index=abc", "index", "not a decimal"),
-        ("/proof/inclusion?index=01", "index", "leading zero"), ("/proof/inclusion?index=5&size=5", "index", "not below"),
-        ("/proof/inclusion?index=1&size=0", "size", "empty tree"), ("/proof/inclusion?index=1&index=2", "index", "twice"),
-        ("/proof/inclusion?index=1&limit=2", "limit", "unknown parameter"), ("/proof/inclusion?index", "index", "no value"),
+        ("/proof/inclusion?index=01", "index", "leading zero"),
+        ("/proof/inclusion?index=5&size=5", "index", "not below"),
+        ("/proof/inclusion?index=1&size=0", "size", "empty tree"),
+        ("/proof/inclusion?index=1&index=2", "index", "twice"),
+        ("/proof/inclusion?index=1&limit=2", "limit", "unknown parameter"),
+        ("/proof/inclusion?index", "index", "no value"),
         ("/proof/consistency?to=5", "from", "missing"), ("/proof/consistency?from=6&to=5", "from", "greater"),
         ("/proof/inclusion?index=-1", "index", "not a decimal"),
         ("/proof/inclusion?index=99999999999999999999", "index", "outside"),
@@ -223,15 +231,19 @@ struct AuditServerTests {
                         leafHash: proof.leafHash, index: index, size: 600, proof: proof.hashes,
                         root: newer.checkpoint.rootHash)
                 }
-                let old = try InclusionProofDocument(json: try await fetch(base + "/proof/inclusion?index=42&size=100").body)
+                let old = try InclusionProofDocument(
+                    json: try await fetch(base + "/proof/inclusion?index=42&size=100").body)
                 try RFC9162.verifyInclusion(
                     leafHash: old.leafHash, index: 42, size: 100, proof: old.hashes, root: older.checkpoint.rootHash)
-                let consistency = try ConsistencyProofDocument(json: try await fetch(base + "/proof/consistency?from=100").body)
+                let consistency = try ConsistencyProofDocument(
+                    json: try await fetch(base + "/proof/consistency?from=100").body)
                 #expect(consistency.to == 600)
                 try trust.verifyConsistency(from: older, to: newer, proof: consistency.hashes)
                 var forged = consistency.hashes
                 forged[0][0] ^= 1
-                #expect(throws: AuditFailure.self) { try trust.verifyConsistency(from: older, to: newer, proof: forged) }
+                #expect(throws: AuditFailure.self) {
+                    try trust.verifyConsistency(from: older, to: newer, proof: forged)
+                }
             }
         }
     }

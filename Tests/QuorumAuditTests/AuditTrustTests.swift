@@ -21,7 +21,8 @@ struct AuditTrustTests {
         try Self.withLog { log in
             let note = try log.signCheckpoint(cosigners: [1, 3], timestamp: 1_764_000_123)
             let keys = log.nodeKeys.mapValues(\.publicKey)
-            let verified = try AuditTrust(groupKey: log.groupKey, nodeKeys: keys, origin: log.origin).verifyCheckpoint(note)
+            let verified = try AuditTrust(groupKey: log.groupKey, nodeKeys: keys, origin: log.origin).verifyCheckpoint(
+                note)
             #expect(verified.cosigners.map(\.nodeID) == [1, 3])
             #expect(verified.cosigners.allSatisfy { $0.timestamp == 1_764_000_123 })
             #expect(verified.groupKeyName == log.origin)
@@ -42,17 +43,28 @@ struct AuditTrustTests {
                 var signatures = note.signatures
                 var bytes = signatures[line].signature
                 bytes[bytes.count - 1] ^= 1
-                signatures[line] = try NoteSignature(name: signatures[line].name, keyID: signatures[line].keyID, signature: bytes)
+                signatures[line] = try NoteSignature(
+                    name: signatures[line].name, keyID: signatures[line].keyID, signature: bytes)
                 return try SignedNote(text: note.text, signatures: signatures)
             }
-            #expect(throws: AuditFailure(.invalidSignature, "the signature by \(log.origin)+\(NoteKey.hex(note.signatures[0].keyID)) does not verify")) {
+            #expect(
+                throws: AuditFailure(
+                    .invalidSignature,
+                    "the signature by \(log.origin)+\(NoteKey.hex(note.signatures[0].keyID)) does not verify")
+            ) {
                 try trust.verifyCheckpoint(try flipped(0))
             }
-            #expect { try trust.verifyCheckpoint(try flipped(2)) } throws: { ($0 as? AuditFailure)?.code == .invalidSignature }
+            #expect { try trust.verifyCheckpoint(try flipped(2)) } throws: {
+                ($0 as? AuditFailure)?.code == .invalidSignature
+            }
             let cosignedOnly = try SignedNote(text: note.text, signatures: Array(note.signatures.dropFirst()))
-            #expect { try trust.verifyCheckpoint(cosignedOnly) } throws: { ($0 as? AuditFailure)?.code == .noGroupSignature }
+            #expect { try trust.verifyCheckpoint(cosignedOnly) } throws: {
+                ($0 as? AuditFailure)?.code == .noGroupSignature
+            }
             let pinned = AuditTrust(groupKey: log.groupKey, origin: "other.example/log")
-            #expect { try pinned.verifyCheckpoint(note) } throws: { ($0 as? AuditFailure)?.code == .malformedCheckpoint }
+            #expect { try pinned.verifyCheckpoint(note) } throws: {
+                ($0 as? AuditFailure)?.code == .malformedCheckpoint
+            }
             // Another group's key: its line is not the group's.
             let (_, otherGroup) = try SigningHelpers.dealer(Ed25519Suite.self, k: 2, n: 3)
             let stranger = AuditTrust(groupKey: try otherGroup.verifyingKey.serialized())

@@ -38,9 +38,15 @@ struct ReplayTests {
             let replay = engine.replay(
                 request, state: RecordedState(verdict.stateReads), at: Fixture.businessHours,
                 substitutes: ReplaySubstitutes(authentication: nil, bodyUnavailable: false, logged: verdict.trace))
-            let (got, want) = (String(decoding: replay.verdict.encoded(), as: UTF8.self), String(decoding: verdict.encoded(), as: UTF8.self))
+            let (got, want) = (
+                String(decoding: replay.verdict.encoded(), as: UTF8.self),
+                String(decoding: verdict.encoded(), as: UTF8.self)
+            )
             let common = zip(got, want).prefix { $0 == $1 }.count
-            #expect(got == want, "\(request.requestID): differs after \(want.prefix(common).suffix(120)) — replay: \(got.dropFirst(common).prefix(160)) — logged: \(want.dropFirst(common).prefix(160))")
+            #expect(
+                got == want,
+                "\(request.requestID): differs after \(want.prefix(common).suffix(120)) — replay: \(got.dropFirst(common).prefix(160)) — logged: \(want.dropFirst(common).prefix(160))"
+            )
             #expect(replay.standIns.isEmpty)
         }
     }
@@ -74,7 +80,8 @@ struct ReplayTests {
         }
     }
 
-    @Test("readings that do not justify the decision are caught: with fewer hits recorded, the deny replays as an allow")
+    @Test(
+        "readings that do not justify the decision are caught: with fewer hits recorded, the deny replays as an allow")
     func misreportedState() throws {
         let engine = try Fixture.engine()
         let (request, denied) = try #require(try Self.decided().first { $0.1.reason?.hasPrefix("per-minute") == true })

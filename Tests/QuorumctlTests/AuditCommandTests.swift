@@ -72,7 +72,9 @@ struct AuditCommandTests {
             try log.signCheckpoint(cosigners: [1, 2, 4])
             try await AuditedLog.serve(ServedNote(log: log.log, note: older)) { a in
                 try await log.serving { b in
-                    let run = try await ws.quorumctl(["audit", "checkpoint", "--node", a, b, "--group", cluster.groupFile])
+                    let run = try await ws.quorumctl([
+                        "audit", "checkpoint", "--node", a, b, "--group", cluster.groupFile,
+                    ])
                     #expect(run.status == 0, "\(run)")
                     #expect(run.stdout.contains("ok   \(a): size 10, root "), "\(run)")
                     #expect(run.stdout.contains("cosigned by nodes 1, 2, 3, 4 (4 of 4 known)"), "\(run)")
@@ -98,7 +100,9 @@ struct AuditCommandTests {
                     name: signatures[line].name, keyID: signatures[line].keyID, signature: bytes)
                 let tampered = try SignedNote(text: note.text, signatures: signatures)
                 try await AuditedLog.serve(ServedNote(log: log.log, note: tampered)) { url in
-                    let run = try await ws.quorumctl(["audit", "checkpoint", "--node", url, "--group", cluster.groupFile])
+                    let run = try await ws.quorumctl([
+                        "audit", "checkpoint", "--node", url, "--group", cluster.groupFile,
+                    ])
                     #expect(run.status == 1, "\(run)")
                     #expect(run.stdout.contains("FAIL \(url): invalid-signature: the "), "\(run)")
                     #expect(run.stdout.contains(tampered.serialized.trimmingCharacters(in: .newlines)), "\(run)")
@@ -107,9 +111,12 @@ struct AuditCommandTests {
             // Another group's file: the note carries no line by that group.
             try await ws.keygen("other")
             try await log.serving { url in
-                let run = try await ws.quorumctl(["audit", "checkpoint", "--node", url, "--group", ws.path("other/group.json")])
+                let run = try await ws.quorumctl([
+                    "audit", "checkpoint", "--node", url, "--group", ws.path("other/group.json"),
+                ])
                 #expect(run.status == 1, "\(run)")
-                #expect(run.stdout.contains("no-group-signature") || run.stdout.contains("malformed-checkpoint"), "\(run)")
+                #expect(
+                    run.stdout.contains("no-group-signature") || run.stdout.contains("malformed-checkpoint"), "\(run)")
             }
         }
     }
@@ -124,7 +131,9 @@ struct AuditCommandTests {
             for other in [fork, sameSize] {
                 try await honest.serving { a in
                     try await other.serving { b in
-                        let run = try await ws.quorumctl(["audit", "checkpoint", "--node", a, b, "--group", cluster.groupFile])
+                        let run = try await ws.quorumctl([
+                            "audit", "checkpoint", "--node", a, b, "--group", cluster.groupFile,
+                        ])
                         #expect(run.status == 1, "\(run)")
                         #expect(run.stdout.contains("SPLIT VIEW between \(a) and \(b): "), "\(run)")
                         let notes = [try honest.log.latestCheckpoint()!, try other.log.latestCheckpoint()!]
@@ -165,51 +174,73 @@ struct AuditCommandTests {
                 #expect(run.status == 1, "\(run)")
                 #expect(run.stdout.hasPrefix("INCONSISTENT: from size 40 to 50: "), "\(run)")
                 #expect(run.stdout.contains("--- remembered checkpoint (from http://127.0.0.1:"))
-                #expect(run.stdout.contains(try log.log.latestCheckpoint()!.serialized.trimmingCharacters(in: .newlines)))
+                #expect(
+                    run.stdout.contains(try log.log.latestCheckpoint()!.serialized.trimmingCharacters(in: .newlines)))
                 #expect(run.stdout.contains("--- checkpoint now served by \(url)"))
-                #expect(run.stdout.contains(try fork.log.latestCheckpoint()!.serialized.trimmingCharacters(in: .newlines)))
+                #expect(
+                    run.stdout.contains(try fork.log.latestCheckpoint()!.serialized.trimmingCharacters(in: .newlines)))
                 #expect(run.stdout.contains("--- consistency proof from 40 to 50 served by \(url)"), "\(run)")
             }
             #expect(try ws.read("monitor.json") == remembered, "the state must not move to a fork")
         }
     }
 
-    @Test("receipt: the logged receipt verifies under the group, is included in a verified checkpoint, and its verdicts are the nodes'")
+    @Test(
+        "receipt: the logged receipt verifies under the group, is included in a verified checkpoint, and its verdicts are the nodes'"
+    )
     func receipt() async throws {
         try await Workspace.with { ws in
             let cluster = try await AuditCluster(ws)
             let decisions = try Decisions(cluster)
             let log = try decisions.log()
             try await log.serving { url in
-                let run = try await ws.quorumctl(["audit", "receipt", "req-allow", "--node", url, "--group", cluster.groupFile])
+                let run = try await ws.quorumctl([
+                    "audit", "receipt", "req-allow", "--node", url, "--group", cluster.groupFile,
+                ])
                 #expect(run.status == 0, "\(run)")
-                #expect(run.stdout.hasPrefix("receipt: valid, allow of request req-allow, signed by the 3-of-4 group "), "\(run)")
+                #expect(
+                    run.stdout.hasPrefix("receipt: valid, allow of request req-allow, signed by the 3-of-4 group "),
+                    "\(run)")
                 #expect(run.stdout.contains("included: index 1 of the checkpoint size 5, root "), "\(run)")
                 #expect(run.stdout.contains("decision: allow of POST /openai/v1/chat/completions at "), "\(run)")
-                for node in 1...3 { #expect(run.stdout.contains("verdict: node \(node) allow, signed by its identity key")) }
+                for node in 1...3 {
+                    #expect(run.stdout.contains("verdict: node \(node) allow, signed by its identity key"))
+                }
 
                 // The receipt itself, inline: the same answer; and the proof, saved, verifies offline.
-                let inline = try await ws.quorumctl(["audit", "receipt", decisions.receipts["req-allow"]!, "--node", url, "--group", cluster.groupFile])
+                let inline = try await ws.quorumctl([
+                    "audit", "receipt", decisions.receipts["req-allow"]!, "--node", url, "--group", cluster.groupFile,
+                ])
                 #expect(inline.status == 0, "\(inline)")
-                let proof = try await ws.quorumctl(["audit", "receipt", "req-deny", "--node", url, "--group", cluster.groupFile, "--proof"])
+                let proof = try await ws.quorumctl([
+                    "audit", "receipt", "req-deny", "--node", url, "--group", cluster.groupFile, "--proof",
+                ])
                 #expect(proof.status == 0 && proof.stdout.hasPrefix("c2sp.org/tlog-proof@v1\nextra "), "\(proof)")
                 try ws.write("deny.tlog-proof", proof.stdout)
-                let offline = try await ws.quorumctl(["audit", "receipt", "@" + ws.path("deny.tlog-proof"), "--group", cluster.groupFile])
+                let offline = try await ws.quorumctl([
+                    "audit", "receipt", "@" + ws.path("deny.tlog-proof"), "--group", cluster.groupFile,
+                ])
                 #expect(offline.status == 0, "\(offline)")
                 #expect(offline.stdout.contains("receipt: valid, deny of request req-deny"), "\(offline)")
                 var forged = proof.stdout
                 forged = forged.replacingOccurrences(of: "\nindex 2\n", with: "\nindex 1\n")
                 try ws.write("forged.tlog-proof", forged)
-                let refused = try await ws.quorumctl(["audit", "receipt", "@" + ws.path("forged.tlog-proof"), "--group", cluster.groupFile])
+                let refused = try await ws.quorumctl([
+                    "audit", "receipt", "@" + ws.path("forged.tlog-proof"), "--group", cluster.groupFile,
+                ])
                 #expect(refused.status == 1 && refused.stdout.hasPrefix("FAIL inclusion-proof: "), "\(refused)")
 
-                let missing = try await ws.quorumctl(["audit", "receipt", "req-none", "--node", url, "--group", cluster.groupFile])
+                let missing = try await ws.quorumctl([
+                    "audit", "receipt", "req-none", "--node", url, "--group", cluster.groupFile,
+                ])
                 #expect(missing.status == 1 && missing.stdout.contains("404 not_found"), "\(missing)")
             }
         }
     }
 
-    @Test("replay: an allow and two denies reproduce byte for byte; without token and body the steps taken from the log are named")
+    @Test(
+        "replay: an allow and two denies reproduce byte for byte; without token and body the steps taken from the log are named"
+    )
     func replay() async throws {
         try await Workspace.with { ws in
             let cluster = try await AuditCluster(ws)
@@ -220,29 +251,42 @@ struct AuditCommandTests {
             try await log.serving { url in
                 let base = ["--node", url, "--group", cluster.groupFile]
                 let full = try await ws.quorumctl(
-                    ["audit", "replay", "req-allow"] + base + ["--body", ws.path("body.json"), "--token", ws.path("token.txt")])
+                    ["audit", "replay", "req-allow"] + base + [
+                        "--body", ws.path("body.json"), "--token", ws.path("token.txt"),
+                    ])
                 #expect(full.status == 0, "\(full)")
-                #expect(full.stdout.contains("bundle: \(decisions.bundle.digest) version 7 from the log (entry 0, proven included)"), "\(full)")
-                for node in 1...3 { #expect(full.stdout.contains("node \(node): reproduced allow, byte for byte"), "\(full)") }
+                #expect(
+                    full.stdout.contains(
+                        "bundle: \(decisions.bundle.digest) version 7 from the log (entry 0, proven included)"),
+                    "\(full)")
+                for node in 1...3 {
+                    #expect(full.stdout.contains("node \(node): reproduced allow, byte for byte"), "\(full)")
+                }
                 #expect(!full.stdout.contains("[taken from the log"))
-                #expect(full.stdout.contains("state read as logged: assistant//openai/per-minute: 0 requests"), "\(full)")
+                #expect(
+                    full.stdout.contains("state read as logged: assistant//openai/per-minute: 0 requests"), "\(full)")
 
                 let bare = try await ws.quorumctl(["audit", "replay", "req-allow"] + base)
                 #expect(bare.status == 0, "\(bare)")
                 #expect(bare.stdout.contains("[taken from the log: the token is logged only as its SHA-256"), "\(bare)")
-                #expect(bare.stdout.contains("pass token-cap: ") && bare.stdout.contains("[taken from the log: it reads the body"), "\(bare)")
+                #expect(
+                    bare.stdout.contains("pass token-cap: ")
+                        && bare.stdout.contains("[taken from the log: it reads the body"), "\(bare)")
                 #expect(bare.stdout.contains("pass method#1: POST allowed\n"), "\(bare)")
 
                 let method = try await ws.quorumctl(["audit", "replay", "req-deny"] + base)
                 #expect(method.status == 0, "\(method)")
                 #expect(method.stdout.contains("node 1: reproduced deny, byte for byte"), "\(method)")
                 let limited = try await ws.quorumctl(
-                    ["audit", "replay", "req-limited"] + base + ["--body", ws.path("body.json"), "--token", ws.path("token.txt")])
+                    ["audit", "replay", "req-limited"] + base + [
+                        "--body", ws.path("body.json"), "--token", ws.path("token.txt"),
+                    ])
                 #expect(limited.status == 0, "\(limited)")
                 #expect(limited.stdout.contains("node 2: reproduced deny, byte for byte"), "\(limited)")
                 #expect(limited.stdout.contains("deny per-minute: 2 requests per 1m reached"), "\(limited)")
 
-                let wrongBody = try await ws.quorumctl(["audit", "replay", "req-allow"] + base + ["--body", ws.path("token.txt")])
+                let wrongBody = try await ws.quorumctl(
+                    ["audit", "replay", "req-allow"] + base + ["--body", ws.path("token.txt")])
                 #expect(wrongBody.status == 2 && wrongBody.stderr.contains("the logged body is"), "\(wrongBody)")
             }
         }
@@ -255,7 +299,9 @@ struct AuditCommandTests {
             let decisions = try Decisions(cluster, lyingNode: 3)
             let log = try decisions.log()
             try await log.serving { url in
-                let run = try await ws.quorumctl(["audit", "replay", "req-deny", "--node", url, "--group", cluster.groupFile])
+                let run = try await ws.quorumctl([
+                    "audit", "replay", "req-deny", "--node", url, "--group", cluster.groupFile,
+                ])
                 #expect(run.status == 1, "\(run)")
                 #expect(run.stdout.contains("node 1: reproduced deny"), "\(run)")
                 #expect(run.stdout.contains("node 3: DIFFERS: logged allow, replayed deny"), "\(run)")
@@ -344,7 +390,8 @@ struct Decisions {
             let claims = ReceiptClaims(request: decide, verdict: verdict, signers: [1, 2, 3])
             let groupKey = try cluster.group.verifyingKey.serialized()
             let signature = try SigningHelpers.sign(
-                try Receipt.signingInput(claims: claims, groupKey: groupKey), keys: cluster.shares, group: cluster.group)
+                try Receipt.signingInput(claims: claims, groupKey: groupKey), keys: cluster.shares, group: cluster.group
+            )
             let receipt = try Receipt(claims: claims, groupKey: groupKey, signature: signature.bytes).compact
             receipts[id] = receipt
             entries.append(

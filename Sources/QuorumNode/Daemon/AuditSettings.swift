@@ -27,7 +27,8 @@ extension TOMLFieldReader {
         let listen = try address(audit["listen"], key: "audit.listen", ports: 0...65535)
         for other in listeners where other.address.port == listen.port && listen.port != 0 {
             throw error(
-                "audit.listen", "port \(listen.port) is also \(other.key) (\(other.address)); the audit API needs a port of its own")
+                "audit.listen",
+                "port \(listen.port) is also \(other.key) (\(other.address)); the audit API needs a port of its own")
         }
         var configuration = AuditServerConfiguration(host: listen.host, port: listen.port)
         configuration.limits = try auditLimits(audit, prefix: "audit.")
@@ -35,7 +36,9 @@ extension TOMLFieldReader {
     }
 
     /// `burst` and `per_second` of an `[audit]` table (the node's or the proxy's).
-    package func auditLimits(_ audit: TOMLTable, prefix: String) throws(NodeConfigurationError) -> ClientRateLimiter.Limits {
+    package func auditLimits(
+        _ audit: TOMLTable, prefix: String
+    ) throws(NodeConfigurationError) -> ClientRateLimiter.Limits {
         var limits = ClientRateLimiter.Limits()
         limits.burst = try count(audit["burst"], key: prefix + "burst", default: limits.burst)
         limits.refillPerSecond = Double(

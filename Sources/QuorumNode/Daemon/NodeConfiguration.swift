@@ -282,7 +282,8 @@ public struct NodeConfiguration: Sendable, Hashable {
         configuration.telemetry = try reader.telemetry(table, listeners: [("listen", listen)])
         configuration.audit = try reader.auditServer(
             table,
-            listeners: [("listen", listen)] + (configuration.telemetry.metricsListen.map { [("metrics.listen", $0)] } ?? []))
+            listeners: [("listen", listen)]
+                + (configuration.telemetry.metricsListen.map { [("metrics.listen", $0)] } ?? []))
         return configuration
     }
 

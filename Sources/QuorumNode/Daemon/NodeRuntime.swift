@@ -2,9 +2,9 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import QuorumAudit
-import QuorumLog
 import QuorumCrypto
 import QuorumIdentity
+import QuorumLog
 import QuorumProtocol
 import ServiceLifecycle
 

@@ -66,7 +66,8 @@ public struct PolicyEngine: Sendable {
             }
             run.latchID = token.latchID
             guard let resolved = bundle.resolvedLatch(token.latchID) else {
-                return run.deny(step: "authentication", "no latch '\(token.latchID)' in bundle version \(bundle.version)")
+                return run.deny(
+                    step: "authentication", "no latch '\(token.latchID)' in bundle version \(bundle.version)")
             }
             guard token.matches(digest: resolved.latch.tokenDigest) else {
                 return run.deny(step: "authentication", "token secret does not match latch '\(resolved.id)'")
@@ -154,7 +155,8 @@ public struct PolicyEngine: Sendable {
                         $0.filter == filter.id && $0.latch == step.declaringLatch && $0.mount == step.declaringMount
                     }), logged.outcome != .skip
                 else {
-                    let missing = entry(.deny, "not replayed: it reads the request body, and the node logged no entry for it")
+                    let missing = entry(
+                        .deny, "not replayed: it reads the request body, and the node logged no entry for it")
                     standIns.append(missing)
                     run.trace.append(missing)
                     return run.finishDeny("\(filter.id): \(missing.detail)", reads: context.reads)

@@ -325,11 +325,13 @@ extension StateRead {
             var expiry: Int64?
             if expiryValue != .null {
                 guard case .number(let number) = expiryValue, let value = number.int64Value else {
-                    throw VerdictDecodingError(field: "\(path).next_expiry", "\(expiryValue.jsonText); expected an integer or null")
+                    throw VerdictDecodingError(
+                        field: "\(path).next_expiry", "\(expiryValue.jsonText); expected an integer or null")
                 }
                 expiry = value
             }
-            self = .rateWindow(key: key, windowMilliseconds: window, requests: requests, tokens: tokens, nextExpiry: expiry)
+            self = .rateWindow(
+                key: key, windowMilliseconds: window, requests: requests, tokens: tokens, nextExpiry: expiry)
         case "budget":
             let windows = try object.array("windows").enumerated().map { (index, item) throws(VerdictDecodingError) in
                 var read = try VerdictObject(item, "\(path).windows[\(index)]")

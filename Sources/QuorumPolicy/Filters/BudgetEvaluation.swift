@@ -46,7 +46,8 @@ extension FilterContext {
                 key: step.stateKey,
                 windows: windows.map {
                     BudgetWindowRead(
-                        window: $0.key, committed: ledger.committed(in: $0.key), latest: ledger.latestWindow(like: $0.key))
+                        window: $0.key, committed: ledger.committed(in: $0.key),
+                        latest: ledger.latestWindow(like: $0.key))
                 }))
         for window in windows {
             // Day and month keys sort by date. A later window in the ledger means this node's
