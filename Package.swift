@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "QuorumPolicy", targets: ["QuorumPolicy"]),
         .library(name: "QuorumIdentity", targets: ["QuorumIdentity"]),
         .library(name: "QuorumProtocol", targets: ["QuorumProtocol"]),
+        .library(name: "QuorumAudit", targets: ["QuorumAudit"]),
         .library(name: "QuorumNode", targets: ["QuorumNode"]),
         .executable(name: "quorumctl", targets: ["quorumctl"]),
         .executable(name: "quorumd", targets: ["quorumd"]),
@@ -77,9 +78,20 @@ let package = Package(
             dependencies: ["QuorumCrypto"]
         ),
         .target(
+            name: "QuorumAudit",
+            dependencies: [
+                "QuorumCrypto", "QuorumLog", "QuorumProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "QuorumNode",
             dependencies: [
-                "QuorumCrypto", "QuorumLog", "QuorumPolicy", "QuorumIdentity", "QuorumProtocol",
+                "QuorumCrypto", "QuorumLog", "QuorumPolicy", "QuorumIdentity", "QuorumProtocol", "QuorumAudit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -96,7 +108,7 @@ let package = Package(
         .target(
             name: "QuorumProxy",
             dependencies: [
-                "QuorumCrypto", "QuorumPolicy", "QuorumProtocol", "QuorumIdentity", "QuorumNode",
+                "QuorumCrypto", "QuorumPolicy", "QuorumProtocol", "QuorumIdentity", "QuorumNode", "QuorumAudit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -127,7 +139,11 @@ let package = Package(
         ),
         .target(
             name: "QuorumTestKit",
-            dependencies: ["QuorumCrypto"]
+            dependencies: [
+                "QuorumCrypto", "QuorumLog", "QuorumAudit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .executableTarget(
             name: "quorumctl",
@@ -138,6 +154,7 @@ let package = Package(
                 "QuorumIdentity",
                 "QuorumProtocol",
                 "QuorumNode",
+                "QuorumAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -187,6 +204,18 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "QuorumAuditTests",
+            dependencies: [
+                "QuorumAudit", "QuorumLog", "QuorumCrypto", "QuorumTestKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "QuorumNodeTests",
             dependencies: [
                 "QuorumNode", "QuorumIdentity", "QuorumProtocol", "QuorumTestKit",
@@ -210,7 +239,8 @@ let package = Package(
         .testTarget(
             name: "QuorumctlTests",
             dependencies: [
-                "QuorumCrypto", "QuorumLog", "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy", "CSodium",
+                "QuorumCrypto", "QuorumLog", "QuorumAudit", "QuorumPolicy", "QuorumProtocol", "QuorumNode",
+                "QuorumTestKit", "quorumctl", "quorumd", "quorum-proxy", "CSodium",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
@@ -219,7 +249,7 @@ let package = Package(
             name: "QuorumProxyTests",
             dependencies: [
                 "QuorumProxy", "QuorumPolicy", "QuorumCrypto", "QuorumNode", "QuorumProtocol", "QuorumTestKit",
-                "QuorumIdentity", "quorum-proxy",
+                "QuorumIdentity", "QuorumAudit", "QuorumLog", "quorum-proxy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -142,6 +142,12 @@ public struct ClusterSettings: Sendable, Hashable {
 ///
 /// [log]                                # optional: "text" (default) or "json"
 /// format = "json"
+///
+/// [audit]                              # optional: forward GET /.well-known/quorum/audit/… to a node
+/// nodes = ["http://127.0.0.1:7301", "http://127.0.0.1:7302"]   # audit API URLs, tried in order
+/// timeout_ms = 5000                    # per node, to its response head
+/// burst = 120                          # per client address
+/// per_second = 20
 /// ```
 public struct ProxyConfiguration: Sendable {
     /// The file this was read from, for messages.
@@ -170,6 +176,8 @@ public struct ProxyConfiguration: Sendable {
     public var responseLimits = ResponseLimits.default
     /// The `[metrics]` listener and `[log]` format.
     public var telemetry = TelemetrySettings()
+    /// The `[audit]` table: the nodes' audit APIs the proxy forwards to; `nil` forwards none.
+    public var audit: AuditForwarding?
 
     /// A configuration.
     public init(file: String, listen: NodeAddress, bundlePath: String?, trustedSigners: [[UInt8]]) {
@@ -180,7 +188,7 @@ public struct ProxyConfiguration: Sendable {
     }
 
     static let topKeys =
-        ["listen", "data_dir", "cluster", "tls", "bundle", "upstream", "limits"] + TelemetrySettings.tables
+        ["listen", "data_dir", "cluster", "tls", "bundle", "upstream", "limits", "audit"] + TelemetrySettings.tables
     static let tlsKeys = ["listen", "certificate", "private_key"]
     static let bundleKeys = ["file", "trusted_signers", "refresh_ms"]
     static let clusterKeys = [
@@ -333,6 +341,7 @@ public struct ProxyConfiguration: Sendable {
         }
         configuration.telemetry = try reader.telemetry(
             table, listeners: [("listen", listen)] + (configuration.tls.map { [("tls.listen", $0.listen)] } ?? []))
+        configuration.audit = try AuditForwarding.parse(table, reader: reader)
         return configuration
     }
 

@@ -76,12 +76,16 @@ public struct ProxyFront: HTTPResponder {
     /// certificate.
     let readsClientCertificates: Bool
     let metrics: ProxyMetrics
+    /// Forwards the audit API (``AuditHTTP/proxyPrefix``) to the nodes; `nil` without `[audit]`.
+    let audit: AuditForwarder?
     let logger: Logger
 
     init(
         routing: RoutingTable, authorizer: any CallAuthorizer, limits: RequestLimits, forwarder: UpstreamForwarder,
-        readsClientCertificates: Bool = false, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger
+        readsClientCertificates: Bool = false, metrics: ProxyMetrics = ProxyMetrics(), audit: AuditForwarder? = nil,
+        logger: Logger
     ) {
+        self.audit = audit
         self.routing = routing
         self.authorizer = authorizer
         self.limits = limits
@@ -94,8 +98,13 @@ public struct ProxyFront: HTTPResponder {
     /// Handles one agent call.
     public func respond(to request: Request, context: ProxyRequestContext) async throws -> Response {
         let arrived = ContinuousClock.now
-        let requestID = Self.newRequestID()
         let target = request.head.path ?? ""
+        // The audit API's prefix is never an agent call: no token, no quorum, no upstream.
+        if AuditForwarder.handles(target) {
+            guard let audit else { return AuditForwarder.notConfigured(head: request.method == .head) }
+            return await audit.respond(to: request, clientAddress: context.remoteAddress?.ipAddress)
+        }
+        let requestID = Self.newRequestID()
         // HTTP/1.1's Host arrives as the request's authority, not among its fields: put it back
         // first, where an HTTP/1.1 client sends it, so filters and X-Forwarded-Host see it.
         let host: HeaderList = request.head.authority.map { [("Host", $0)] } ?? []

@@ -68,7 +68,9 @@ public final class ProxyRuntime: Sendable {
             forwarder: UpstreamForwarder(
                 client: client, configuration: configuration.upstream, responseLimits: configuration.responseLimits,
                 scheme: tls ? "https" : "http", logger: logger),
-            readsClientCertificates: tls, metrics: metrics, logger: logger)
+            readsClientCertificates: tls, metrics: metrics,
+            audit: configuration.audit.map { AuditForwarder(forwarding: $0, client: client, logger: logger) },
+            logger: logger)
     }
 
     /// The HTTPS listener's certificate (`agent-tls`), for the expiry gauge; empty without `[tls]`

@@ -35,15 +35,8 @@ struct ReceiptVerify: ParsableCommand {
     var group: String
 
     func run() throws {
-        let (suite, bytes) = try Inputs.groupSuite(group)
-        guard suite == .ed25519 else {
-            throw CLIError(
-                "\(group): a \(suite.rawValue) group; receipts are EdDSA JWS signed by an Ed25519 signing group")
-        }
-        let groupKey = try Inputs.group(
-            bytes, as: Ed25519Suite.self, file: group, purpose: .signing, command: "receipt verify")
-        let key = try groupKey.verifyingKey.serialized()
-        let (source, text) = try readReceipt()
+        let (groupKey, key) = try Inputs.signingGroup(group, command: "receipt verify")
+        let (source, text) = try ReceiptInput.read(receipt)
         let parsed: Receipt
         do {
             parsed = try Receipt(parsing: text)
@@ -60,26 +53,27 @@ struct ReceiptVerify: ParsableCommand {
         } catch {
             throw CLIError("\(source): \(error.description)")
         }
-        let signers = parsed.claims.signers.map(String.init).joined(separator: ", ")
-        Output.line(
-            "valid: \(parsed.claims.decision.rawValue) of request \(parsed.claims.requestID), signed by the "
-                + "\(groupKey.minSigners)-of-\(groupKey.maxSigners) group \(Hex.encode(key)) (nodes \(signers))")
+        Output.line("valid: " + ReceiptInput.summary(parsed, group: groupKey))
         Output.line(parsed.claims.prettyJSON())
     }
+}
 
-    /// The receipt's text, trimmed, and a name for it in messages.
-    private func readReceipt() throws -> (String, String) {
+/// Receipts as the commands take them, shared by `receipt verify` and `audit receipt`.
+enum ReceiptInput {
+    /// The receipt's text, trimmed, and a name for it in messages: `argument` is the receipt
+    /// itself, `@FILE`, or `-` for stdin.
+    static func read(_ argument: String) throws -> (String, String) {
         let source: String
         let bytes: [UInt8]
-        if receipt == "-" {
+        if argument == "-" {
             source = "stdin"
             bytes = try Inputs.contents(of: "-", what: "the receipt")
-        } else if receipt.hasPrefix("@") {
-            source = String(receipt.dropFirst())
+        } else if argument.hasPrefix("@") {
+            source = String(argument.dropFirst())
             bytes = try Inputs.contents(of: source, what: "the receipt")
         } else {
             source = "RECEIPT"
-            bytes = Array(receipt.utf8)
+            bytes = Array(argument.utf8)
         }
         guard bytes.count <= Receipt.maximumLength + 4096 else {
             throw CLIError("\(source): \(bytes.count) bytes; a receipt is at most \(Receipt.maximumLength)")
@@ -90,5 +84,28 @@ struct ReceiptVerify: ParsableCommand {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw CLIError("\(source): empty; expected a receipt (header.claims.signature)") }
         return (source, trimmed)
+    }
+
+    /// `allow of request R, signed by the k-of-n group G (nodes 1, 2, 4)`.
+    static func summary(_ receipt: Receipt, group: PublicKeyPackage<Ed25519Suite>) -> String {
+        let signers = receipt.claims.signers.map(String.init).joined(separator: ", ")
+        let key = (try? group.verifyingKey.serialized()).map(Hex.encode) ?? "?"
+        return "\(receipt.claims.decision.rawValue) of request \(receipt.claims.requestID), signed by the "
+            + "\(group.minSigners)-of-\(group.maxSigners) group \(key) (nodes \(signers))"
+    }
+}
+
+extension Inputs {
+    /// The Ed25519 signing group of `path` (group.json) and its 32-byte key: what receipts and
+    /// checkpoints are signed by.
+    static func signingGroup(_ path: String, command: String) throws -> (PublicKeyPackage<Ed25519Suite>, [UInt8]) {
+        let (suite, bytes) = try groupSuite(path)
+        guard suite == .ed25519 else {
+            throw CLIError(
+                "\(path): a \(suite.rawValue) group; receipts are EdDSA JWS signed by an Ed25519 signing group, "
+                    + "and checkpoints are signed by it too")
+        }
+        let group = try Inputs.group(bytes, as: Ed25519Suite.self, file: path, purpose: .signing, command: command)
+        return (group, try group.verifyingKey.serialized())
     }
 }

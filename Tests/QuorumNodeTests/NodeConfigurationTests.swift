@@ -168,6 +168,36 @@ import Testing
         #expect(error.description.contains(hint), "\(error)")
     }
 
+    @Test("[audit] is optional: no audit API by default; with it, its listener and per-client limits")
+    func auditTable() throws {
+        #expect(try parse(Self.good).audit == nil)
+        let configured = try parse(Self.good + "\n[audit]\nlisten = \"127.0.0.1:7301\"\nburst = 30\nper_second = 5\n")
+        let audit = try #require(configured.audit)
+        #expect(audit.host == "127.0.0.1" && audit.port == 7301)
+        #expect(audit.limits.burst == 30 && audit.limits.refillPerSecond == 5)
+        let defaults = try #require(try parse(Self.good + "\n[audit]\nlisten = \"[::1]:0\"\n").audit)
+        #expect(defaults.host == "::1" && defaults.port == 0 && defaults.limits.burst == 120)
+    }
+
+    @Test(
+        "a bad [audit] table names the key and what is valid",
+        arguments: [
+            ("[audit]\n", "audit.listen", "missing; give the audit API's"),
+            ("[audit]\nlisten = \"localhost\"", "audit.listen", "host:port"),
+            ("[audit]\nlisten = \"127.0.0.1:7101\"", "audit.listen", "is also listen (127.0.0.1:7101)"),
+            ("[audit]\nlisten = \"127.0.0.1:7301\"\nburst = 0", "audit.burst", "1-100000"),
+            ("[audit]\nlisten = \"127.0.0.1:7301\"\nnodes = []", "audit.nodes", "valid keys here are"),
+            ("audit = true", "audit", "must be a table ([audit])"),
+        ])
+    func auditRefused(table: String, key: String, hint: String) throws {
+        let text =
+            table.hasPrefix("[")
+            ? Self.good + "\n" + table + "\n" : Self.good.replacingOccurrences(of: "[tls]", with: table + "\n\n[tls]")
+        let error = try #require(refusal(text), "accepted: \(text)")
+        #expect(error.key == key, "\(error)")
+        #expect(error.description.contains(hint), "\(error)")
+    }
+
     @Test("not TOML at all: the line is named")
     func syntax() {
         let error = refusal("node_id = = 1")

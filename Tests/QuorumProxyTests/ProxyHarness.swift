@@ -148,6 +148,7 @@ struct ProxyHarness {
         limits: RequestLimits = RequestLimits(),
         upstream: UpstreamConfiguration = UpstreamConfiguration(),
         tls: Bool = false,
+        audit: AuditForwarding? = nil,
         decide: @escaping @Sendable (AgentCall, ProxyHarnessContext) -> CallAuthorization,
         _ body: (ProxyHarness) async throws -> Void
     ) async throws {
@@ -167,6 +168,7 @@ struct ProxyHarness {
             file: "test", listen: NodeAddress(host: "127.0.0.1", port: 0), bundlePath: "", trustedSigners: [])
         configuration.limits = limits
         configuration.upstream = upstream
+        configuration.audit = audit
         var certificates: String?
         if tls {
             let directory = try TestKit.temporaryDirectory("proxy-tls").path

@@ -1,4 +1,5 @@
 import Foundation
+import QuorumAudit
 import QuorumCrypto
 import QuorumIdentity
 import TOMLKit
@@ -100,6 +101,9 @@ public struct NodeAddress: Sendable, Hashable, CustomStringConvertible {
 ///
 /// [log]                        # optional: "text" (default) or "json"
 /// format = "json"
+///
+/// [audit]                      # optional: the read-only audit API (docs/auditing.md)
+/// listen = "127.0.0.1:7301"
 /// ```
 ///
 /// Relative paths are relative to the directory of the configuration file. Unknown keys are
@@ -147,9 +151,11 @@ public struct NodeConfiguration: Sendable, Hashable {
     public var maximumClockSkew: Duration = .seconds(5)
     /// The `[metrics]` listener and `[log]` format.
     public var telemetry = TelemetrySettings()
+    /// The `[audit]` listener of the read-only audit API; `nil` serves none.
+    public var audit: AuditServerConfiguration?
 
     static let topKeys =
-        ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy"]
+        ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy", "audit"]
         + TelemetrySettings.tables
     static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
@@ -274,6 +280,10 @@ public struct NodeConfiguration: Sendable, Hashable {
             configuration.maximumClockSkew = .milliseconds(skew)
         }
         configuration.telemetry = try reader.telemetry(table, listeners: [("listen", listen)])
+        configuration.audit = try reader.auditServer(
+            table,
+            listeners: [("listen", listen)]
+                + (configuration.telemetry.metricsListen.map { [("metrics.listen", $0)] } ?? []))
         return configuration
     }
 

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import QuorumAudit
 import QuorumCrypto
 import QuorumIdentity
+import QuorumLog
 import QuorumProtocol
 import ServiceLifecycle
 
@@ -177,6 +179,18 @@ public final class NodeRuntime: Sendable {
             .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
+    }
+
+    /// The `[audit]` listener serving `source` (the node's log) read-only, for the same
+    /// `ServiceGroup`, or `nil` when the configuration has no `[audit]` table. `onListening` gets
+    /// the bound port.
+    public func auditService(
+        source: any AuditLogSource, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> ServiceGroupConfiguration.ServiceConfiguration? {
+        guard let audit = configuration.audit else { return nil }
+        return .init(
+            service: NodeAuditServer(configuration: audit, source: source, logger: logger, onListening: onListening),
+            successTerminationBehavior: .gracefullyShutdownGroup)
     }
 }
 

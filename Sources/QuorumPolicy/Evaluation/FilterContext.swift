@@ -21,6 +21,8 @@ struct FilterContext {
     var changes: [StateChange] = []
     var obligations = ResponseObligations.none
     var reservations: [SpendReservation.Entry] = []
+    /// What the state-dependent filters read, for the verdict (``StateRead``).
+    var reads: [StateRead] = []
     private var parsedBody: Result<JSONValue, BodyProblem>?
 
     /// Why a body cannot be read as JSON.

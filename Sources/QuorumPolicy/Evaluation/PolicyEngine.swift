@@ -22,21 +22,57 @@ public struct PolicyEngine: Sendable {
 
     /// The verdict for `request` given `state` at `instant`.
     public func evaluate(_ request: DecisionRequest, state: some PolicyStateReading, at instant: Date) -> Verdict {
+        var standIns: [TraceEntry] = []
+        return evaluate(request, state: state, at: instant, substitutes: nil, standIns: &standIns)
+    }
+
+    /// Re-evaluates a logged decision: `request` as logged (the body only if the auditor has it),
+    /// `state` the readings the logged verdict recorded (``RecordedState``), `instant` the logged
+    /// time. What the log does not hold is taken from the logged verdict as `substitutes` says,
+    /// and every entry so taken is returned in ``ReplayOutcome/standIns``, so nothing taken on
+    /// trust passes for re-evaluated.
+    public func replay(
+        _ request: DecisionRequest, state: some PolicyStateReading, at instant: Date, substitutes: ReplaySubstitutes
+    ) -> ReplayOutcome {
+        var standIns: [TraceEntry] = []
+        let verdict = evaluate(request, state: state, at: instant, substitutes: substitutes, standIns: &standIns)
+        return ReplayOutcome(verdict: verdict, standIns: standIns)
+    }
+
+    private func evaluate(
+        _ request: DecisionRequest, state: some PolicyStateReading, at instant: Date, substitutes: ReplaySubstitutes?,
+        standIns: inout [TraceEntry]
+    ) -> Verdict {
         let now = PolicyEngine.milliseconds(instant)
         var run = Run(request: request, digest: bundle.digest, now: now)
 
-        guard let token = LatchToken(request.token) else {
-            let detail =
-                request.token.isEmpty
-                ? "no latch token; send Authorization: Bearer lat_<id>_<secret>" : "malformed latch token"
-            return run.deny(step: "authentication", detail)
-        }
-        run.latchID = token.latchID
-        guard let latch = bundle.resolvedLatch(token.latchID) else {
-            return run.deny(step: "authentication", "no latch '\(token.latchID)' in bundle version \(bundle.version)")
-        }
-        guard token.matches(digest: latch.latch.tokenDigest) else {
-            return run.deny(step: "authentication", "token secret does not match latch '\(latch.id)'")
+        let latch: ResolvedLatch
+        if let logged = substitutes?.authentication {
+            // The token is not logged: the step stands as the node logged it.
+            standIns.append(logged)
+            run.latchID = logged.latch
+            guard logged.outcome == .pass else { return run.deny(step: "authentication", logged.detail) }
+            guard let id = logged.latch, let resolved = bundle.resolvedLatch(id) else {
+                return run.deny(
+                    step: "authentication", "no latch '\(logged.latch ?? "")' in bundle version \(bundle.version)")
+            }
+            latch = resolved
+        } else {
+            guard let token = LatchToken(request.token) else {
+                let detail =
+                    request.token.isEmpty
+                    ? "no latch token; send Authorization: Bearer lat_<id>_<secret>" : "malformed latch token"
+                return run.deny(step: "authentication", detail)
+            }
+            run.latchID = token.latchID
+            guard let resolved = bundle.resolvedLatch(token.latchID) else {
+                return run.deny(
+                    step: "authentication", "no latch '\(token.latchID)' in bundle version \(bundle.version)")
+            }
+            guard token.matches(digest: resolved.latch.tokenDigest) else {
+                return run.deny(step: "authentication", "token secret does not match latch '\(resolved.id)'")
+            }
+            latch = resolved
         }
         run.pass(step: "authentication", "latch '\(latch.id)'")
 
@@ -111,12 +147,31 @@ public struct PolicyEngine: Sendable {
                 run.trace.append(entry(.skip, skip))
                 continue
             }
-            switch context.evaluate(step, state: state) {
+            let result: FilterResult
+            if let substitutes, substitutes.bodyUnavailable, step.readsBody {
+                // The body is not logged: the filter's logged entry stands in for it.
+                guard
+                    let logged = substitutes.logged.first(where: {
+                        $0.filter == filter.id && $0.latch == step.declaringLatch && $0.mount == step.declaringMount
+                    }), logged.outcome != .skip
+                else {
+                    let missing = entry(
+                        .deny, "not replayed: it reads the request body, and the node logged no entry for it")
+                    standIns.append(missing)
+                    run.trace.append(missing)
+                    return run.finishDeny("\(filter.id): \(missing.detail)", reads: context.reads)
+                }
+                standIns.append(logged)
+                result = logged.outcome == .pass ? .pass(logged.detail) : .deny(logged.detail)
+            } else {
+                result = context.evaluate(step, state: state)
+            }
+            switch result {
             case .pass(let detail):
                 run.trace.append(entry(.pass, detail))
             case .deny(let detail):
                 run.trace.append(entry(.deny, detail))
-                return run.finishDeny("\(filter.id): \(detail)")
+                return run.finishDeny("\(filter.id): \(detail)", reads: context.reads)
             }
         }
         let reservation =
@@ -124,7 +179,7 @@ public struct PolicyEngine: Sendable {
             ? nil : SpendReservation(requestID: request.requestID, entries: context.reservations)
         return run.allow(
             route: .upstream(mount: mount.path, url: mount.upstream, secret: mount.secret, path: remainder.value),
-            obligations: context.obligations, reservation: reservation, changes: context.changes)
+            obligations: context.obligations, reservation: reservation, changes: context.changes, reads: context.reads)
     }
 
     /// The state changes that settle `reservation` once the call's actual `usage` is known. A call
@@ -173,6 +228,35 @@ public struct PolicyEngine: Sendable {
     static func iso(_ date: Date) -> String { date.formatted(.iso8601) }
 }
 
+/// What a replay takes from the logged verdict instead of evaluating it, because the log does not
+/// hold what evaluating needs.
+public struct ReplaySubstitutes: Sendable {
+    /// The logged `authentication` step, taken as it stands (the log holds only the token's
+    /// SHA-256); `nil` authenticates the request's token as a node does.
+    public var authentication: TraceEntry?
+    /// Whether the body is missing; then each filter that reads it (``PipelineStep/readsBody``)
+    /// takes its entry from `logged`, and has no state changes of its own in the replay.
+    public var bodyUnavailable: Bool
+    /// The logged verdict's trace.
+    public var logged: [TraceEntry]
+
+    /// Substitutes from a logged trace.
+    public init(authentication: TraceEntry?, bodyUnavailable: Bool, logged: [TraceEntry]) {
+        self.authentication = authentication
+        self.bodyUnavailable = bodyUnavailable
+        self.logged = logged
+    }
+}
+
+/// A replay's verdict, and the trace entries it took from the log rather than evaluated.
+public struct ReplayOutcome: Sendable {
+    /// The verdict the replay reached.
+    public let verdict: Verdict
+    /// Entries copied from the logged trace (authentication without the token, filters that read a
+    /// body the auditor does not have).
+    public let standIns: [TraceEntry]
+}
+
 /// The verdict under construction.
 private struct Run {
     let request: DecisionRequest
@@ -196,21 +280,21 @@ private struct Run {
         return finishDeny("\(step): \(detail)")
     }
 
-    func finishDeny(_ reason: String) -> Verdict {
+    func finishDeny(_ reason: String, reads: [StateRead] = []) -> Verdict {
         Verdict(
             requestID: request.requestID, decision: .deny, reason: reason, latchID: latchID, route: nil, trace: trace,
             obligations: .none, reservation: nil, stateChanges: [], selfDescription: nil, bundleDigest: digest,
-            evaluatedAt: now)
+            evaluatedAt: now, stateReads: reads)
     }
 
     func allow(
         route: Verdict.Route, obligations: ResponseObligations = .none, reservation: SpendReservation? = nil,
-        changes: [StateChange] = [], selfDescription: JSONValue? = nil
+        changes: [StateChange] = [], selfDescription: JSONValue? = nil, reads: [StateRead] = []
     ) -> Verdict {
         Verdict(
             requestID: request.requestID, decision: .allow, reason: nil, latchID: latchID, route: route, trace: trace,
             obligations: obligations, reservation: reservation, stateChanges: changes,
-            selfDescription: selfDescription, bundleDigest: digest, evaluatedAt: now)
+            selfDescription: selfDescription, bundleDigest: digest, evaluatedAt: now, stateReads: reads)
     }
 }
 

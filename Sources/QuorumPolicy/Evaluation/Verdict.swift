@@ -45,12 +45,15 @@ public struct Verdict: Sendable, Equatable {
     public let bundleDigest: String
     /// The evaluation time, in milliseconds since 1970.
     public let evaluatedAt: Int64
+    /// What the rate limits and budgets read from state, in the order they ran, so that a replay
+    /// can evaluate against the same readings (``RecordedState``).
+    public let stateReads: [StateRead]
 
     /// A verdict.
     public init(
         requestID: String, decision: Decision, reason: String?, latchID: String?, route: Route?, trace: [TraceEntry],
         obligations: ResponseObligations, reservation: SpendReservation?, stateChanges: [StateChange],
-        selfDescription: JSONValue?, bundleDigest: String, evaluatedAt: Int64
+        selfDescription: JSONValue?, bundleDigest: String, evaluatedAt: Int64, stateReads: [StateRead] = []
     ) {
         self.requestID = requestID
         self.decision = decision
@@ -64,6 +67,7 @@ public struct Verdict: Sendable, Equatable {
         self.selfDescription = selfDescription
         self.bundleDigest = bundleDigest
         self.evaluatedAt = evaluatedAt
+        self.stateReads = stateReads
     }
 }
 

@@ -60,6 +60,15 @@ extension Verdict {
             (index, change) throws(VerdictDecodingError) in
             try StateChange(decoding: change, "state_changes[\(index)]")
         }
+        var reads: [StateRead] = []
+        if let readValue = object.optionalMember("state_read") {
+            guard case .array(let items) = readValue else {
+                throw VerdictDecodingError(field: "state_read", "a JSON \(readValue.kind.rawValue); expected an array")
+            }
+            reads = try items.enumerated().map { (index, item) throws(VerdictDecodingError) in
+                try StateRead(decoding: item, "state_read[\(index)]")
+            }
+        }
         let selfDescription = object.optionalMember("self")
         let bundleDigest = try object.string("bundle_digest")
         let evaluatedAt = try object.integer("evaluated_at")
@@ -67,7 +76,7 @@ extension Verdict {
         self.init(
             requestID: requestID, decision: parsedDecision, reason: reason, latchID: latch, route: route,
             trace: trace, obligations: obligations, reservation: reservation, stateChanges: changes,
-            selfDescription: selfDescription, bundleDigest: bundleDigest, evaluatedAt: evaluatedAt)
+            selfDescription: selfDescription, bundleDigest: bundleDigest, evaluatedAt: evaluatedAt, stateReads: reads)
         guard encoded() == bytes else {
             throw VerdictDecodingError(
                 field: "", "not the canonical encoding (members in order, compact, escapes as the encoder writes them)")
@@ -299,6 +308,44 @@ extension SpendReservation {
         }
         try object.finish()
         self.init(requestID: requestID, entries: entries)
+    }
+}
+
+extension StateRead {
+    fileprivate init(decoding value: JSONValue, _ path: String) throws(VerdictDecodingError) {
+        var object = try VerdictObject(value, path)
+        let kind = try object.string("kind")
+        let key = try object.string("key")
+        switch kind {
+        case "rate_window":
+            let window = try object.integer("window_ms")
+            let requests = try object.integer("requests")
+            let tokens = try object.integer("tokens")
+            let expiryValue = try object.value("next_expiry")
+            var expiry: Int64?
+            if expiryValue != .null {
+                guard case .number(let number) = expiryValue, let value = number.int64Value else {
+                    throw VerdictDecodingError(
+                        field: "\(path).next_expiry", "\(expiryValue.jsonText); expected an integer or null")
+                }
+                expiry = value
+            }
+            self = .rateWindow(
+                key: key, windowMilliseconds: window, requests: requests, tokens: tokens, nextExpiry: expiry)
+        case "budget":
+            let windows = try object.array("windows").enumerated().map { (index, item) throws(VerdictDecodingError) in
+                var read = try VerdictObject(item, "\(path).windows[\(index)]")
+                let window = try read.string("window")
+                let committed = try read.money("committed")
+                let latest = try read.optionalString("latest")
+                try read.finish()
+                return BudgetWindowRead(window: window, committed: committed, latest: latest)
+            }
+            self = .budget(key: key, windows: windows)
+        default:
+            throw VerdictDecodingError(field: "\(path).kind", "\"\(kind)\"; expected \"rate_window\" or \"budget\"")
+        }
+        try object.finish()
     }
 }
 

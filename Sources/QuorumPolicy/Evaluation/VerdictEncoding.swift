@@ -14,6 +14,8 @@ extension Verdict {
             .init(key: "reservation", value: reservation.map(\.jsonValue) ?? .null),
             .init(key: "state_changes", value: .array(stateChanges.map(\.jsonValue))),
         ]
+        // Only when something was read, so verdicts of pipelines without state keep their bytes.
+        if !stateReads.isEmpty { members.append(.init(key: "state_read", value: .array(stateReads.map(\.jsonValue)))) }
         if let selfDescription { members.append(.init(key: "self", value: selfDescription)) }
         members.append(.init(key: "bundle_digest", value: .string(bundleDigest)))
         members.append(.init(key: "evaluated_at", value: .number(JSONNumber(evaluatedAt))))
@@ -103,6 +105,35 @@ extension SpendReservation {
                         return .object(members)
                     })),
         ])
+    }
+}
+
+extension StateRead {
+    var jsonValue: JSONValue {
+        func number(_ value: Int64) -> JSONValue { .number(JSONNumber(value)) }
+        switch self {
+        case .rateWindow(let key, let window, let requests, let tokens, let nextExpiry):
+            return .object([
+                .init(key: "kind", value: .string("rate_window")), .init(key: "key", value: .string(key)),
+                .init(key: "window_ms", value: number(window)), .init(key: "requests", value: number(requests)),
+                .init(key: "tokens", value: number(tokens)),
+                .init(key: "next_expiry", value: nextExpiry.map(number) ?? .null),
+            ])
+        case .budget(let key, let windows):
+            return .object([
+                .init(key: "kind", value: .string("budget")), .init(key: "key", value: .string(key)),
+                .init(
+                    key: "windows",
+                    value: .array(
+                        windows.map { read in
+                            .object([
+                                .init(key: "window", value: .string(read.window)),
+                                .init(key: "committed", value: .string(Money.format(read.committed))),
+                                .init(key: "latest", value: read.latest.map(JSONValue.string) ?? .null),
+                            ])
+                        })),
+            ])
+        }
     }
 }
 

@@ -41,6 +41,14 @@ extension FilterContext {
 
         let ledger = state.budgetLedger(step.stateKey)
         let windows = budget.windows(at: instant)
+        reads.append(
+            .budget(
+                key: step.stateKey,
+                windows: windows.map {
+                    BudgetWindowRead(
+                        window: $0.key, committed: ledger.committed(in: $0.key),
+                        latest: ledger.latestWindow(like: $0.key))
+                }))
         for window in windows {
             // Day and month keys sort by date. A later window in the ledger means this node's
             // clock has gone back; the spend of the window it points at may have been forgotten,

@@ -32,8 +32,13 @@ extension FilterContext {
         }
         let window = state.rateWindow(key)
         let used = window.usage(at: now, window: limit.windowMilliseconds)
+        let expiry = window.nextExpiry(at: now, window: limit.windowMilliseconds)
+        reads.append(
+            .rateWindow(
+                key: key, windowMilliseconds: limit.windowMilliseconds, requests: used.requests, tokens: used.tokens,
+                nextExpiry: expiry))
         let span = Duration.format(milliseconds: limit.windowMilliseconds)
-        let retry = window.nextExpiry(at: now, window: limit.windowMilliseconds).map {
+        let retry = expiry.map {
             "; retry in \(Duration.format(milliseconds: max(1, $0 - now)))"
         }
         if let maxRequests = limit.requests, used.requests >= maxRequests {
