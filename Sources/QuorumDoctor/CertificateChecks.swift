@@ -83,7 +83,8 @@ struct CertificateChecks {
                 fix = "give the \(expected) certificate in \(key) (\(reissue(path, keyPath)))"
             }
             return (
-                .fail(key, "\(path) is the certificate of \(identity), but \(configFile) expects \(expected)", fix: fix),
+                .fail(
+                    key, "\(path) is the certificate of \(identity), but \(configFile) expects \(expected)", fix: fix),
                 certificate
             )
         }
@@ -97,12 +98,14 @@ struct CertificateChecks {
         }
         for usage in usages {
             do {
-                _ = try await ClusterIdentity.verify(leaf: certificate, against: ca, at: now, usage: usage, source: path)
+                _ = try await ClusterIdentity.verify(
+                    leaf: certificate, against: ca, at: now, usage: usage, source: path)
             } catch {
                 return (.fail(key, error.description, fix: chainFix(error, path: path, keyPath: keyPath)), certificate)
             }
         }
-        if let finding = validity(key, path, certificate, what: "\(identity)'s certificate", renew: reissue(path, keyPath))
+        if let finding = validity(
+            key, path, certificate, what: "\(identity)'s certificate", renew: reissue(path, keyPath))
         {
             return (finding, certificate)
         }
@@ -121,7 +124,9 @@ struct CertificateChecks {
         case .missing(let reason):
             return .fail(
                 key, "\(path): \(reason)",
-                fix: "copy the key issued with \(certificatePath) to \(path) (mode 0600), or fix \(key) in \(configFile)")
+                fix:
+                    "copy the key issued with \(certificatePath) to \(path) (mode 0600), or fix \(key) in \(configFile)"
+            )
         case .problems(let found, let fixing):
             problems += found
             fixes += fixing
@@ -150,7 +155,8 @@ struct CertificateChecks {
         }
         return .ok(
             key,
-            "\(path): mode 0600, owned by \(ownerDescription)\(certificate == nil ? "" : ", the key of \(certificatePath)")")
+            "\(path): mode 0600, owned by \(ownerDescription)\(certificate == nil ? "" : ", the key of \(certificatePath)")"
+        )
     }
 
     /// `expires 2027-05-01 (364 days)`.

@@ -166,7 +166,8 @@ public struct ClusterDoctor: Sendable {
         }
         do { return .success(try answer.decode(PolicyFetchResponse.self).signedBundle) } catch {
             return .failure(
-                TransportError(.protocolViolation, peer: connection.target, "a bundle answer that does not decode (\(error))"))
+                TransportError(
+                    .protocolViolation, peer: connection.target, "a bundle answer that does not decode (\(error))"))
         }
     }
 
@@ -213,13 +214,15 @@ public struct ClusterDoctor: Sendable {
         let id = probe.node.id
         guard let certificate = probe.certificate else {
             return .warn(
-                "certificate", node: id, "node \(id) proved its identity in the handshake, but its certificate could "
+                "certificate", node: id,
+                "node \(id) proved its identity in the handshake, but its certificate could "
                     + "not be read back for its expiry",
                 fix: "run quorumctl doctor --config on node \(id)'s host to see its certificate")
         }
         let now = Date()
         let days = CertificateChecks.days(from: now, to: certificate.notValidAfter)
-        let summary = "node \(id) (role node), expires \(CertificateChecks.day(certificate.notValidAfter)) (\(days) days)"
+        let summary =
+            "node \(id) (role node), expires \(CertificateChecks.day(certificate.notValidAfter)) (\(days) days)"
         if certificate.notValidAfter.timeIntervalSince(now) < options.expiryWarning {
             return .warn(
                 "certificate", node: id, "\(summary): within \(Int(options.expiryWarning / 86400)) days",
@@ -348,12 +351,14 @@ public struct ClusterDoctor: Sendable {
         let down = status.peers.filter { !$0.isUp }
         guard !down.isEmpty else {
             return .ok(
-                "peers", node: id, "hears every peer (\(status.peers.map { String($0.nodeID) }.joined(separator: ", ")))"
+                "peers", node: id,
+                "hears every peer (\(status.peers.map { String($0.nodeID) }.joined(separator: ", ")))"
             )
         }
         let now = Self.wallClock()
         let described = down.map { peer in
-            "node \(peer.nodeID) (" + (peer.lastHeardAt.map { "last heard \(max(0, now - $0) / 1000) s ago" } ?? "never heard")
+            "node \(peer.nodeID) ("
+                + (peer.lastHeardAt.map { "last heard \(max(0, now - $0) / 1000) s ago" } ?? "never heard")
                 + ")"
         }
         let answering = down.filter { reachable.contains($0.nodeID) }.map { String($0.nodeID) }
@@ -427,7 +432,9 @@ public struct ClusterDoctor: Sendable {
                     "bundle", "every answering node (\(only.value.nodes.count) of \(total)) runs version \(only.key)"))
             return findings
         }
-        let newest = byBundle.max { ($0.value.version, $0.value.nodes.count) < ($1.value.version, $1.value.nodes.count) }!
+        let newest = byBundle.max {
+            ($0.value.version, $0.value.nodes.count) < ($1.value.version, $1.value.nodes.count)
+        }!
         let majority = byBundle.max { $0.value.nodes.count < $1.value.nodes.count }!
         let odd =
             byBundle.filter { $0.key != majority.key }.flatMap(\.value.nodes).sorted()

@@ -88,7 +88,7 @@ struct NodeChecks {
             .ok(
                 "config",
                 "\(file): node \(configuration.nodeID), listen \(configuration.listen), data_dir "
-                    + "\(configuration.dataDirectory), \(configuration.peers.count) peers"
+                    + "\(configuration.dataDirectory), \(configuration.peers.count) peer\(configuration.peers.count == 1 ? "" : "s")"
                     + (peers.isEmpty ? "" : " (\(peers))")))
 
         // Whether the node runs here decides what may be opened and probed: RocksDB holds a POSIX
@@ -182,7 +182,8 @@ struct NodeChecks {
             }
             if !problems.isEmpty {
                 report.add(
-                    .fail("data_dir", "\(path): \(problems.joined(separator: "; "))", fix: fixes.joined(separator: "; ")))
+                    .fail(
+                        "data_dir", "\(path): \(problems.joined(separator: "; "))", fix: fixes.joined(separator: "; ")))
             } else if status.isWiderThanOwner {
                 report.add(
                     .warn(
@@ -305,7 +306,8 @@ struct NodeChecks {
         }
         report.add(
             .ok(
-                "keys", "\(directory): participant \(id)'s signing and sealing shares, group key "
+                "keys",
+                "\(directory): participant \(id)'s signing and sealing shares, group key "
                     + "\(Hex.encode(groupKey)), \(threshold)"))
         do {
             try keys.signing.check(against: published)
@@ -430,7 +432,9 @@ enum ListenProbe {
         case .failure(.inUse):
             return .fail(
                 key, "\(address) is in use by another process, so \(what) cannot listen there",
-                fix: "find it with ss -ltnp 'sport = :\(address.port)' and stop it, or set \(key) in \(file) to a free port")
+                fix:
+                    "find it with ss -ltnp 'sport = :\(address.port)' and stop it, or set \(key) in \(file) to a free port"
+            )
         case .failure(.notLocal(let reason)):
             return .fail(
                 key, "\(address): \(address.host) is not an address of this host (\(reason))",
@@ -450,12 +454,12 @@ enum ListenProbe {
 /// Reading group files for the checks.
 enum GroupFiles {
     /// The Ed25519 signing group of `path`, refusing a sealing group or another ciphersuite.
-    static func signingGroup(_ path: String) throws -> PublicKeyPackage<Ed25519Suite> {
+    static func signingGroup(_ path: String) throws(KeyFileError) -> PublicKeyPackage<Ed25519Suite> {
         try group(path, purpose: .signing)
     }
 
     /// The Ed25519 group of `purpose` at `path`.
-    static func group(_ path: String, purpose: KeyPurpose) throws -> PublicKeyPackage<Ed25519Suite> {
+    static func group(_ path: String, purpose: KeyPurpose) throws(KeyFileError) -> PublicKeyPackage<Ed25519Suite> {
         let bytes = try KeyFiles.readFile(path)
         let suite = try KeyFiles.ciphersuite(of: bytes, file: path)
         guard suite == .ed25519 else {

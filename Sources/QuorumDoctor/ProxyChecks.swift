@@ -3,6 +3,7 @@ import QuorumCrypto
 import QuorumIdentity
 import QuorumNode
 import QuorumPolicy
+import QuorumProtocol
 import QuorumProxy
 
 /// The local checks of a `quorum-proxy` configuration: its cluster certificate files, the group
@@ -24,7 +25,8 @@ struct ProxyChecks {
                 "config",
                 "\(file): proxy, listen \(configuration.listen)"
                     + (configuration.tls.map { ", HTTPS \($0.listen)" } ?? "")
-                    + (configuration.cluster == nil ? ", no [cluster]" : ", [cluster] nodes \(configuration.cluster!.nodesFile)")
+                    + (configuration.cluster == nil
+                        ? ", no [cluster]" : ", [cluster] nodes \(configuration.cluster!.nodesFile)")
             ))
         let owner = HostFacts.effectiveUser
         let ownerDescription = "\(HostFacts.describe(user: owner)), who runs doctor"
@@ -58,7 +60,8 @@ struct ProxyChecks {
         } else {
             report.add(
                 .ok(
-                    "bundle", "no bundle.file: the proxy fetches the bundle from the nodes "
+                    "bundle",
+                    "no bundle.file: the proxy fetches the bundle from the nodes "
                         + "(\(configuration.trustedSigners.count) trusted signers)"))
         }
         if let tls = configuration.tls {
@@ -74,7 +77,8 @@ struct ProxyChecks {
             report.add(
                 .ok(
                     "cluster.nodes",
-                    "\(path): \(nodes.count) nodes (\(nodes.map { "\($0.id) at \($0.address)" }.joined(separator: ", ")))"))
+                    "\(path): \(nodes.count) nodes (\(nodes.map { "\($0.id) at \($0.address)" }.joined(separator: ", ")))"
+                ))
         } catch {
             report.add(
                 .fail(

@@ -177,7 +177,8 @@ extension NodeStore {
         if !missing.isEmpty {
             throw NodeStoreError(
                 path: path,
-                "is not a node state store of this version (missing column families \(missing.joined(separator: ", ")))")
+                "is not a node state store of this version (missing column families \(missing.joined(separator: ", ")))"
+            )
         }
         let families = Family.allCases.map(\.rawValue).filter { existing.contains($0) }
         let database: RocksDB
