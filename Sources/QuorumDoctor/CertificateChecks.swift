@@ -155,7 +155,7 @@ struct CertificateChecks {
         }
         return .ok(
             key,
-            "\(path): mode 0600, owned by \(ownerDescription)\(certificate == nil ? "" : ", the key of \(certificatePath)")"
+            "\(path): mode 0600, owned by \(ownerDescription)\(certificate == nil ? "" : "; the key of \(certificatePath)")"
         )
     }
 
