@@ -364,7 +364,7 @@ public struct ClusterDoctor: Sendable {
         let answering = down.filter { reachable.contains($0.nodeID) }.map { String($0.nodeID) }
         let fix =
             answering.isEmpty
-            ? "start the silent nodes (see their reach lines)"
+            ? "start \(Self.nodes(down.map(\.nodeID))) (see the reach lines)"
             : "nodes \(answering.joined(separator: ", ")) answer this host but not node \(id): check the network "
                 + "between them (firewalls, and their addresses in node \(id)'s [[peers]])"
         return .warn("peers", node: id, "node \(id) does not hear \(described.joined(separator: ", "))", fix: fix)

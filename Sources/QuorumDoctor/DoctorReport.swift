@@ -75,6 +75,12 @@ public struct DoctorFinding: Sendable, Hashable, Codable {
     }
 }
 
+/// Wording shared by the checks.
+enum Doctor {
+    /// `1 peer`, `3 peers`.
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+}
+
 /// What one `quorumctl doctor` run found, in order.
 public struct DoctorReport: Sendable, Codable {
     /// `local` (one node's or proxy's host) or `cluster` (every node over mutual TLS).

@@ -88,7 +88,7 @@ struct NodeChecks {
             .ok(
                 "config",
                 "\(file): node \(configuration.nodeID), listen \(configuration.listen), data_dir "
-                    + "\(configuration.dataDirectory), \(configuration.peers.count) peer\(configuration.peers.count == 1 ? "" : "s")"
+                    + "\(configuration.dataDirectory), \(Doctor.count(configuration.peers.count, "peer"))"
                     + (peers.isEmpty ? "" : " (\(peers))")))
 
         // Whether the node runs here decides what may be opened and probed: RocksDB holds a POSIX
@@ -137,7 +137,9 @@ struct NodeChecks {
                         "add the operators' public keys (quorumctl policy keygen prints one) to [policy] operator_keys in \(file)"
                 ))
         } else {
-            report.add(.ok("policy.operator_keys", "\(configuration.operatorKeys.count) operator keys trusted"))
+            report.add(
+                .ok("policy.operator_keys", Doctor.count(configuration.operatorKeys.count, "operator key") + " trusted")
+            )
         }
     }
 

@@ -62,7 +62,7 @@ struct ProxyChecks {
                 .ok(
                     "bundle",
                     "no bundle.file: the proxy fetches the bundle from the nodes "
-                        + "(\(configuration.trustedSigners.count) trusted signers)"))
+                        + "(\(Doctor.count(configuration.trustedSigners.count, "trusted signer")))"))
         }
         if let tls = configuration.tls {
             report.add(agentTLS(tls, owner: owner, ownerDescription: ownerDescription))
@@ -175,7 +175,7 @@ struct ProxyChecks {
         report.add(
             .ok(
                 "credentials",
-                "\(directory.path): \(records.count) sealed credentials"
+                "\(directory.path): \(Doctor.count(records.count, "sealed credential"))"
                     + (records.isEmpty ? "" : " (\(records.map(\.name).joined(separator: ", ")))")))
     }
 
