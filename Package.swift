@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "quorumctl", targets: ["quorumctl"]),
         .executable(name: "quorumd", targets: ["quorumd"]),
         .library(name: "QuorumProxy", targets: ["QuorumProxy"]),
+        .library(name: "QuorumDoctor", targets: ["QuorumDoctor"]),
         .executable(name: "quorum-proxy", targets: ["quorum-proxy"]),
     ],
     dependencies: [
@@ -138,6 +139,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "QuorumDoctor",
+            dependencies: [
+                "QuorumCrypto", "QuorumLog", "QuorumPolicy", "QuorumIdentity", "QuorumProtocol", "QuorumNode",
+                "QuorumProxy",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .target(
             name: "QuorumTestKit",
             dependencies: [
                 "QuorumCrypto", "QuorumLog", "QuorumAudit",
@@ -155,6 +165,7 @@ let package = Package(
                 "QuorumProtocol",
                 "QuorumNode",
                 "QuorumAudit",
+                "QuorumDoctor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

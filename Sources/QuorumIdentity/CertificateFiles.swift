@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import QuorumCrypto
 import X509
@@ -97,6 +98,23 @@ public enum CertificateFiles {
             throw IdentityError(.malformed, input: path, "holds a PEM PRIVATE KEY; expected a CERTIFICATE")
         }
         return try ClusterIdentity.certificate(pem: String(decoding: bytes, as: UTF8.self), source: path)
+    }
+
+    /// Checks that a PKCS#8 PEM private key is the key of `certificate`: a node or proxy started
+    /// with a mismatched pair fails its first handshake, so tools (`quorumctl doctor`) say so
+    /// before. The key is parsed in zeroizing memory and never quoted.
+    ///
+    /// - Throws: ``IdentityError`` `.malformed` for a key that is not P-256 PKCS#8 PEM, and
+    ///   `.keyMismatch` naming both files for another certificate's key.
+    public static func checkKeyPair(
+        certificate: Certificate, privateKeyPEM: SecretBytes, certificateSource: String, keySource: String
+    ) throws(IdentityError) {
+        let key = try PEMFiles.privateKey(fromPEM: privateKeyPEM, source: keySource)
+        guard Certificate.PublicKey(key.publicKey) == certificate.publicKey else {
+            throw IdentityError(
+                .keyMismatch, input: keySource,
+                "is not the private key of \(certificateSource); use the key issued with the certificate")
+        }
     }
 
     /// Loads the CA of a certificate directory (`ca.pem` and `ca.key`).

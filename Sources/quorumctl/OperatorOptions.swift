@@ -10,6 +10,21 @@ struct OperatorOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The cluster file: [[nodes]] id = N, address = \"host:port\".", valueName: "file"))
     var cluster: String
 
+    @OptionGroup var credentials: OperatorCredentials
+
+    /// The cluster file, read.
+    func clusterFile() throws -> ClusterFile { try OperatorCredentials.clusterFile(cluster) }
+
+    /// A client with the operator certificate (``OperatorCredentials/client(for:)``).
+    func client(for command: String) throws -> NodeClient { try credentials.client(for: command) }
+
+    /// `--timeout` as a duration.
+    var limit: Duration { credentials.limit }
+}
+
+/// The operator certificate and the wait for each node: what ``OperatorOptions`` adds to the
+/// cluster file, and what `doctor`, whose cluster file is optional, takes on its own.
+struct OperatorCredentials: ParsableArguments {
     @Option(
         help: ArgumentHelp("A `certs init` directory: uses operator.pem, operator.key and ca.pem.", valueName: "dir"))
     var certsDir: String?
@@ -26,9 +41,12 @@ struct OperatorOptions: ParsableArguments {
     @Option(help: "Seconds to wait for each node (connect, handshake and answer).")
     var timeout: Int = 5
 
-    /// The cluster file, read.
-    func clusterFile() throws -> ClusterFile {
-        do { return try ClusterFile.load(path: cluster) } catch { throw CLIError(error.description) }
+    /// Whether any certificate option was given (`doctor --config` refuses them).
+    var isGiven: Bool { certsDir != nil || cert != nil || key != nil || ca != nil }
+
+    /// The cluster file at `path`, read.
+    static func clusterFile(_ path: String) throws -> ClusterFile {
+        do { return try ClusterFile.load(path: path) } catch { throw CLIError(error.description) }
     }
 
     /// A client with the operator certificate, every wait bounded by `--timeout`; `command` names

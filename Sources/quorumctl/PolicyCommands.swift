@@ -36,7 +36,7 @@ enum Bundles {
             trusted.append(key)
         }
         if trusted.isEmpty {
-            guard let stated = statedSigner(bytes) else {
+            guard let stated = SignedBundle.statedSigner(bytes) else {
                 throw CLIError("\(path): signed bundle without a valid 'signer' field")
             }
             Output.error(
@@ -56,13 +56,6 @@ enum Bundles {
             return false
         }
         return format == SignedBundle.format
-    }
-
-    private static func statedSigner(_ bytes: [UInt8]) -> [UInt8]? {
-        guard let value = try? JSONParser().parse(bytes), case .string(let signer)? = value["signer"] else {
-            return nil
-        }
-        return Hex.decode(signer).flatMap { $0.count == 32 ? $0 : nil }
     }
 
     /// Prints every problem on its own line and exits 2.

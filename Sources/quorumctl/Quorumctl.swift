@@ -19,7 +19,7 @@ struct Quorumctl: ParsableCommand {
             """,
         subcommands: [
             Keygen.self, Frost.self, Seal.self, Unseal.self, Log.self, Policy.self, LatchCommand.self, Certs.self,
-            Status.self, Bench.self, ReceiptCommand.self, Secrets.self, Testnet.self, Audit.self,
+            Status.self, Doctor.self, Bench.self, ReceiptCommand.self, Secrets.self, Testnet.self, Audit.self,
         ]
     )
 

@@ -91,6 +91,22 @@ import Testing
         #expect(try StatusResponse.decode(payload: status.encodedPayload()) == status)
     }
 
+    @Test func outstandingNoncesRoundTripAndAnOlderNodesStatusStillDecodes() throws {
+        let status = try StatusResponse(
+            nodeID: 2, bootEpoch: 7, reportedAt: 1_700_000_000_000, groupKey: Self.groupKey, bundleDigest: nil,
+            peers: [], identityKey: Array(repeating: 9, count: 32), outstandingNonces: 12)
+        let payload = status.encodedPayload()
+        #expect(Array(payload.suffix(5)) == [1, 0, 0, 0, 12])
+        #expect(try StatusResponse.decode(payload: payload) == status)
+        // A node built before the field ends the payload after identityKey: the count is absent.
+        let older = try StatusResponse.decode(payload: Array(payload.dropLast(5)))
+        #expect(older.outstandingNonces == nil)
+        #expect(older.identityKey == status.identityKey && older.reportedAt == status.reportedAt)
+        // Present but cut short is refused, naming the field.
+        let cut = #expect(throws: WireError.self) { try StatusResponse.decode(payload: Array(payload.dropLast(2))) }
+        #expect(cut?.field == "StatusResponse.outstandingNonces")
+    }
+
     @Test(arguments: [0, 1, 2, 3, 4, 5, 6, 77] as [UInt16])
     func errorResponsesRoundTripWithUnknownCodesKept(_ code: UInt16) throws {
         let request = try Frame.request(StatusRequest(), correlationID: 8)

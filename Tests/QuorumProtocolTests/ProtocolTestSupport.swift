@@ -121,7 +121,8 @@ enum Samples {
             nodeID: nodeID, bootEpoch: random.next(), reportedAt: Int64.random(in: 0...Int64.max, using: &random),
             groupKey: Bool.random(using: &random) ? random.bytes(32) : nil,
             bundleDigest: Bool.random(using: &random) ? "sha256:" + String(repeating: "0f", count: 32) : nil,
-            peers: peers)
+            peers: peers, identityKey: Bool.random(using: &random) ? random.bytes(32) : nil,
+            outstandingNonces: Bool.random(using: &random) ? UInt32.random(in: 0...UInt32.max, using: &random) : nil)
     }
 
     /// A valid frame: a registered message of a fitting kind, or an opaque payload of any type.

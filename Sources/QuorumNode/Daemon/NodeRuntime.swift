@@ -116,21 +116,24 @@ public final class NodeRuntime: Sendable {
         }
         certificateExpiry = CertificateExpiryGauges(transport.monitoredCertificates, factory: metrics.factory)
         let keys = keys
-        // Membership reports the installed bundle's digest, and the verdict service signs with the
-        // signing service, which needs membership's epoch: the digest is read through a box filled
-        // once the verdict service exists.
+        // Membership reports the installed bundle's digest and the signer's outstanding nonces, and
+        // the verdict service signs with the signing service, which needs membership's epoch: both
+        // are read through boxes filled once the services exist.
         let decisionPoint = NIOLockedValueBox<VerdictService?>(nil)
+        let signer = NIOLockedValueBox<SigningService?>(nil)
         membership = MembershipService(
             membership: configuration.membership(identityKey: identity.publicKey), peers: configuration.peerAddresses,
             client: client, logger: logger,
             facts: {
                 Membership.LocalFacts(
                     groupKey: keys.current?.groupKeyBytes,
-                    bundleDigest: decisionPoint.withLockedValue { $0 }?.bundleDigest)
+                    bundleDigest: decisionPoint.withLockedValue { $0 }?.bundleDigest,
+                    outstandingNonces: signer.withLockedValue { $0 }?.poolDepth)
             })
         let signing = SigningService(
             store: store, keys: keys, membership: membership, logger: logger, metrics: metrics)
         self.signing = signing
+        signer.withLockedValue { $0 = signing }
         let verdicts = try VerdictService(
             configuration: configuration, identity: identity, store: store, keys: { keys.current }, signer: signing,
             metrics: metrics, logger: logger)

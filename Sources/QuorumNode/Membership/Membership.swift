@@ -41,11 +41,15 @@ public struct Membership: Sendable {
         public var groupKey: [UInt8]?
         /// The digest of the bundle the node runs.
         public var bundleDigest: String?
+        /// Nonce commitments handed out and not yet used (status only, not heartbeats): what
+        /// `quorumctl doctor` reads to see that some proxy holds commitments of this boot epoch.
+        public var outstandingNonces: Int?
 
         /// Facts with these values.
-        public init(groupKey: [UInt8]? = nil, bundleDigest: String? = nil) {
+        public init(groupKey: [UInt8]? = nil, bundleDigest: String? = nil, outstandingNonces: Int? = nil) {
             self.groupKey = groupKey
             self.bundleDigest = bundleDigest
+            self.outstandingNonces = outstandingNonces
         }
     }
 
@@ -146,6 +150,7 @@ public struct Membership: Sendable {
         }
         return try StatusResponse(
             nodeID: nodeID, bootEpoch: bootEpoch, reportedAt: now, groupKey: facts.groupKey,
-            bundleDigest: facts.bundleDigest, peers: entries, identityKey: identityKey)
+            bundleDigest: facts.bundleDigest, peers: entries, identityKey: identityKey,
+            outstandingNonces: facts.outstandingNonces.map { UInt32(clamping: $0) })
     }
 }

@@ -94,6 +94,13 @@ public final class NodeKeyStore: Sendable {
     /// The keys, once a ceremony or an import has installed them.
     public var current: NodeKeys? { keys.withLockedValue { $0 } }
 
+    /// Reads the key set in `<dataDirectory>/keys` under the same checks as opening the store
+    /// (complete set, shares 0600, shares that belong together), without touching anything on
+    /// disk: what `quorumctl doctor` reads beside a running node. Nil when no keys are installed.
+    public static func read(dataDirectory: String) throws(NodeKeysError) -> NodeKeys? {
+        try load((dataDirectory as NSString).appendingPathComponent("keys"))
+    }
+
     /// Makes `newKeys` the node's keys: on disk first (synced, shares 0600), then in memory.
     public func install(_ newKeys: NodeKeys) throws(NodeKeysError) {
         try Self.write(newKeys, to: directory + ".new")

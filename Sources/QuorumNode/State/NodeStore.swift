@@ -142,6 +142,74 @@ public final class NodeStore: Sendable {
     }
 }
 
+/// What a read-only look at a node's state store found (``NodeStore/inspect(dataDirectory:recordLimit:)``).
+public struct NodeStoreInspection: Sendable, Hashable {
+    /// The store directory.
+    public let path: String
+    /// The format record, as recorded (this build reads ``NodeStore/format``); nil when the
+    /// store has none yet.
+    public let format: String?
+    /// Records read per column family.
+    public let records: [String: Int]
+    /// False when a family held more than the record limit and was not read to its end.
+    public let complete: Bool
+}
+
+extension NodeStore {
+    /// Opens the store in `<dataDirectory>/state` read-only, checks its column families and format
+    /// record, and reads every record of every family (up to `recordLimit` per family) so that
+    /// RocksDB checks the blocks' checksums: the store health `quorumctl doctor` reports. Nothing
+    /// on disk changes, and a node holding the store open does not prevent it (it sees the store
+    /// as of the open). Nil when there is no store yet.
+    ///
+    /// - Throws: ``NodeStoreError`` naming the directory when RocksDB cannot open or read it, or
+    ///   it lacks this version's column families.
+    public static func inspect(
+        dataDirectory: String, recordLimit: Int = 200_000
+    ) throws(NodeStoreError) -> NodeStoreInspection? {
+        let path = (dataDirectory as NSString).appendingPathComponent("state")
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let existing = RocksDB.columnFamilies(at: path) else {
+            throw NodeStoreError(path: path, "RocksDB cannot list its column families: not a store, or damaged")
+        }
+        let required = Family.allCases.filter { $0 != .policy }.map(\.rawValue)
+        let missing = required.filter { !existing.contains($0) }
+        if !missing.isEmpty {
+            throw NodeStoreError(
+                path: path,
+                "is not a node state store of this version (missing column families \(missing.joined(separator: ", ")))"
+            )
+        }
+        let families = Family.allCases.map(\.rawValue).filter { existing.contains($0) }
+        let database: RocksDB
+        do { database = try RocksDB(path: path, columnFamilies: families, readOnly: true) } catch {
+            throw NodeStoreError(path: path, "cannot open read-only: \(error)")
+        }
+        let format: [UInt8]?
+        do { format = try database.get(Family.meta.rawValue, formatKey) } catch {
+            throw NodeStoreError(path: path, "cannot read the format record: \(error)")
+        }
+        var records: [String: Int] = [:]
+        var complete = true
+        for family in families {
+            var count = 0
+            do {
+                try database.scan(family) { _, _ in
+                    count += 1
+                    return count < recordLimit
+                }
+            } catch {
+                throw NodeStoreError(path: path, "cannot read \(family) after \(count) records: \(error)")
+            }
+            if count >= recordLimit { complete = false }
+            records[family] = count
+        }
+        return NodeStoreInspection(
+            path: path, format: format.map { String(decoding: $0, as: UTF8.self) }, records: records,
+            complete: complete)
+    }
+}
+
 /// Why the node's state store refused an operation; names the store's directory.
 public struct NodeStoreError: Error, Sendable, CustomStringConvertible {
     /// The store directory.

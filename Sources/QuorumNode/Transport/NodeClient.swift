@@ -6,6 +6,7 @@ import NIOSSL
 import NIOTLS
 import QuorumIdentity
 import QuorumProtocol
+import X509
 
 /// Dials peers over mutual TLS 1.3: presents this process's certificate, and accepts the peer
 /// only if its certificate passes ``ClusterIdentity`` as a server and names exactly the identity
@@ -181,6 +182,16 @@ public final class NodeConnection: Sendable {
 
     /// Whether the connection is still open.
     public var isActive: Bool { channel.isActive }
+
+    /// The leaf certificate the peer presented, already verified in the handshake (it proved
+    /// ``peer``), or nil once the connection is gone: for tools that report what a peer presents,
+    /// such as its expiry in `quorumctl doctor`.
+    public func peerCertificate() async -> Certificate? {
+        guard let presented = try? await channel.nioSSL_peerCertificate().get(),
+            let der = try? presented.toDERBytes()
+        else { return nil }
+        return try? Certificate(derEncoded: der)
+    }
 
     /// Sends a request and waits for its response, at most `deadline` (the configured default
     /// when nil). The deadline travels in the frame so the peer can give up too.

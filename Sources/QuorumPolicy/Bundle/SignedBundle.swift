@@ -26,6 +26,17 @@ public enum SignedBundle {
         Array((signatureContext + digest).utf8)
     }
 
+    /// The operator key an envelope names as its signer, read without checking anything else:
+    /// for tools that check a bundle's integrity when no trusted key is given (``open(_:fileName:trustedSigners:newerThan:)``
+    /// with this key proves only that the bundle is intact, not who may sign). Nil when `bytes`
+    /// is not an envelope with a 32-byte hex `signer`.
+    public static func statedSigner(_ bytes: [UInt8]) -> [UInt8]? {
+        guard let value = try? JSONParser().parse(bytes), case .string(let signer)? = value["signer"] else {
+            return nil
+        }
+        return Hex.decode(signer).flatMap { $0.count == 32 ? $0 : nil }
+    }
+
     /// The signed envelope for `bundle`, as canonical JSON bytes.
     public static func sign(_ bundle: PolicyBundle, with key: Ed25519KeyPair) -> [UInt8] {
         let canonical = BundleDocument.canonicalBytes(of: bundle)

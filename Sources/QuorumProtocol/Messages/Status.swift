@@ -71,10 +71,14 @@ public struct PeerStatus: WireCodable, Hashable {
 /// bundleDigest  optional string     "sha256:…", 1...128 bytes
 /// peers         array of PeerStatus ascending by nodeID, distinct, not the answering node
 /// identityKey   optional bytes      32 bytes: the node's Ed25519 identity key
+/// outstandingNonces optional u32    nonce commitments handed out and not yet used; absent at the
+///                                   end of the payload from nodes built before the field
 /// ```
 ///
 /// Key shares and anything else secret are not part of it: status is readable by operators and
-/// shows only what the group key and the bundle already make public.
+/// shows only what the group key and the bundle already make public. The outstanding-nonce count
+/// is a number, never a commitment: `quorumctl doctor` warns when a node with keys has none,
+/// because then no proxy holds commitments of its boot epoch and it signs no optimistic round.
 public struct StatusResponse: WireMessage {
     /// Message type 3.
     public static let type: UInt16 = 3
@@ -94,6 +98,9 @@ public struct StatusResponse: WireMessage {
     public let peers: [PeerStatus]
     /// The node's Ed25519 identity public key.
     public let identityKey: [UInt8]?
+    /// How many nonce commitments the node has handed out (to proxies) that are not yet used, or
+    /// nil from a node that does not report it.
+    public let outstandingNonces: UInt32?
 
     /// Whether a ceremony has completed; carried on the wire and always equal to
     /// `groupKey != nil`.
@@ -108,7 +115,7 @@ public struct StatusResponse: WireMessage {
     ///   ordered by node id.
     public init(
         nodeID: UInt16, bootEpoch: UInt64, reportedAt: Int64, groupKey: [UInt8]?, bundleDigest: String?,
-        peers: [PeerStatus], identityKey: [UInt8]? = nil
+        peers: [PeerStatus], identityKey: [UInt8]? = nil, outstandingNonces: UInt32? = nil
     ) throws(WireError) {
         try NodeFacts.check(NodeFacts.nodeIDProblem(nodeID), Self.name, "nodeID")
         try NodeFacts.check(groupKey.flatMap(NodeFacts.groupKeyProblem), Self.name, "groupKey")
@@ -122,6 +129,7 @@ public struct StatusResponse: WireMessage {
         self.bundleDigest = bundleDigest
         self.peers = peers
         self.identityKey = identityKey
+        self.outstandingNonces = outstandingNonces
     }
 
     /// Writes the fields in the order of the table above.
@@ -133,9 +141,12 @@ public struct StatusResponse: WireMessage {
         NodeFacts.writeBundleDigest(&writer, bundleDigest)
         writer.write(array: peers) { $0.write($1) }
         NodeFacts.writeIdentityKey(&writer, identityKey)
+        writer.write(optional: outstandingNonces) { $0.write($1) }
     }
 
-    /// Reads the fields in the order of the table above and applies the initializer's rules.
+    /// Reads the fields in the order of the table above and applies the initializer's rules. A
+    /// payload that ends after `identityKey` is a node built before `outstandingNonces`: the count
+    /// is then absent, so a newer `quorumctl` still reads an older node's status.
     public init(from reader: inout WireReader) throws(WireError) {
         let nodeStart = reader.offset
         nodeID = try reader.readUInt16("nodeID")
@@ -153,5 +164,12 @@ public struct StatusResponse: WireMessage {
             throw reader.invalidValue("peers", at: peersStart, problem)
         }
         identityKey = try NodeFacts.readIdentityKey(&reader)
+        if reader.remaining == 0 {
+            outstandingNonces = nil
+        } else {
+            outstandingNonces = try reader.readOptional("outstandingNonces") { reader throws(WireError) in
+                try reader.readUInt32("outstandingNonces")
+            }
+        }
     }
 }
