@@ -143,6 +143,7 @@ let package = Package(
             dependencies: [
                 "QuorumCrypto", "QuorumLog", "QuorumPolicy", "QuorumIdentity", "QuorumProtocol", "QuorumNode",
                 "QuorumProxy",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]

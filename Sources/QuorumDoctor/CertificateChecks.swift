@@ -65,9 +65,15 @@ struct CertificateChecks {
     /// ``usages``, within its validity (a warn when it ends within ``expiryWarning``).
     func checkCertificate(_ path: String, keyPath: String, ca: Certificate?) async -> (DoctorFinding, Certificate?) {
         let key = "\(table).certificate"
+        let read = await BlockingIO.run { () -> Result<Certificate, IdentityError> in
+            do throws(IdentityError) { return .success(try CertificateFiles.readCertificate(path)) } catch {
+                return .failure(error)
+            }
+        }
         let certificate: Certificate
-        do { certificate = try CertificateFiles.readCertificate(path) } catch {
-            return (unreadable(key, path, error, what: "\(expected)'s certificate"), nil)
+        switch read {
+        case .success(let found): certificate = found
+        case .failure(let error): return (unreadable(key, path, error, what: "\(expected)'s certificate"), nil)
         }
         let identity: PeerIdentity
         do { identity = try ClusterIdentity.identity(of: certificate, source: path) } catch {

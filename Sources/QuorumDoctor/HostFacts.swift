@@ -1,10 +1,20 @@
 import Foundation
+import NIOPosix
 
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
+
+/// Where the local checks' file, lock and RocksDB reads run: on `NIOThreadPool`, never on the
+/// event loops that `quorumctl`'s async code runs on (`ConcurrencyExecutor.runOnEventLoops`).
+enum BlockingIO {
+    /// `body`'s result, computed on the shared thread pool (inline if the pool has stopped).
+    static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        do { return try await NIOThreadPool.singleton.runIfActive(body) } catch { return body() }
+    }
+}
 
 /// What the local checks read from the host: file metadata, who holds a RocksDB lock, whether an
 /// address can be bound. Plain system calls, no state; nothing here writes to disk.

@@ -43,10 +43,18 @@ public struct LocalDoctor: Sendable {
     public func run() async -> DoctorReport {
         var report = DoctorReport(mode: "local", subject: options.configPath)
         let path = options.configPath
-        let contents: (text: String, base: String)
+        let read = await BlockingIO.run { () -> Result<TOMLFile, NodeConfigurationError> in
+            do throws(NodeConfigurationError) {
+                let (text, base) = try TOMLFieldReader.contents(of: path)
+                return .success(TOMLFile(text: text, base: base))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let contents: TOMLFile
         let table: TOMLTable
         do {
-            contents = try TOMLFieldReader.contents(of: path)
+            contents = try read.get()
             table = try TOMLFieldReader.table(contents.text, file: path)
         } catch {
             report.add(configFailure(error.description, key: error.key, file: path))
@@ -61,12 +69,67 @@ public struct LocalDoctor: Sendable {
         return report
     }
 
-    func configFailure(_ description: String, key: String, file: String) -> DoctorFinding {
-        .fail(
-            "config", description,
+    /// A configuration file's text and the directory its relative paths start from.
+    struct TOMLFile: Sendable {
+        let text: String
+        let base: String
+    }
+
+    /// A configuration refusal as a finding; `text` (the file's contents) lets it name the line of
+    /// the key at fault, which the configuration readers (TOMLKit gives no positions for values)
+    /// only name by key.
+    func configFailure(_ description: String, key: String, file: String, text: String? = nil) -> DoctorFinding {
+        let line = text.flatMap { ConfigLines.line(of: key, in: $0) }
+        let located = line.map { "\(description) (\(file) line \($0))" } ?? description
+        return .fail(
+            "config", located,
             fix: key.isEmpty
                 ? "correct \(file) where the message points (docs/operations.md shows a complete file)"
-                : "set \(key) in \(file) as the message says (docs/operations.md shows a complete file)")
+                : "set \(key) in \(file)\(line.map { " (line \($0))" } ?? "") as the message says "
+                    + "(docs/operations.md shows a complete file)")
+    }
+}
+
+/// Where a configuration key is written: the line of `tls.certificate` or `peers[2].address` in
+/// a TOML file, found by following `[table]` and `[[array]]` headers. Best effort, for messages
+/// only: dotted keys and inline tables are not followed, and then no line is named.
+enum ConfigLines {
+    /// The 1-based line of `key`, or of its table's header when the key itself is missing.
+    static func line(of key: String, in text: String) -> Int? {
+        guard !key.isEmpty else { return nil }
+        // "peers[2].address" → table "peers", element 2, leaf "address"; "node_id" → leaf only.
+        var parts = key.split(separator: ".").map(String.init)
+        let leaf = parts.removeLast()
+        var table = parts.joined(separator: ".")
+        var element = 1
+        if let open = table.firstIndex(of: "["), table.hasSuffix("]"),
+            let index = Int(table[table.index(after: open)..<table.index(before: table.endIndex)])
+        {
+            element = index
+            table = String(table[..<open])
+        }
+        var leafName = leaf
+        if let open = leaf.firstIndex(of: "[") { leafName = String(leaf[..<open]) }
+        var current = ""
+        var seen: [String: Int] = [:]
+        var header: Int?
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") {
+                let name =
+                    line.trimmingCharacters(in: CharacterSet(charactersIn: "[] \t"))
+                    .split(separator: "#").first.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "] \t")) }
+                    ?? ""
+                current = name
+                seen[name, default: 0] += 1
+                if name == table, seen[name] == element { header = number + 1 }
+                continue
+            }
+            guard current == table, table.isEmpty || seen[table] == element else { continue }
+            let name = line.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces)
+            if name == leafName || name == "\"\(leafName)\"" { return number + 1 }
+        }
+        return header
     }
 }
 
@@ -80,7 +143,7 @@ struct NodeChecks {
         let file = options.configPath
         let configuration: NodeConfiguration
         do { configuration = try NodeConfiguration.parse(text, file: file, baseDirectory: base) } catch {
-            report.add(LocalDoctor(options).configFailure(error.description, key: error.key, file: file))
+            report.add(LocalDoctor(options).configFailure(error.description, key: error.key, file: file, text: text))
             return
         }
         let peers = configuration.peers.map { "\($0.id) at \($0.address)" }.joined(separator: ", ")
@@ -94,9 +157,11 @@ struct NodeChecks {
         // Whether the node runs here decides what may be opened and probed: RocksDB holds a POSIX
         // lock on state/LOCK for as long as the node has the store open.
         let lockPath = (configuration.dataDirectory as NSString).appendingPathComponent("state/LOCK")
-        var running: pid_t?
-        if case .success(let holder?) = HostFacts.lockHolder(lockPath) { running = holder }
-        let owner = running.flatMap(HostFacts.user(ofProcess:)) ?? HostFacts.effectiveUser
+        let (running, owner) = await BlockingIO.run { () -> (pid_t?, uid_t) in
+            var running: pid_t?
+            if case .success(let holder?) = HostFacts.lockHolder(lockPath) { running = holder }
+            return (running, running.flatMap(HostFacts.user(ofProcess:)) ?? HostFacts.effectiveUser)
+        }
         let ownerDescription =
             running == nil
             ? "\(HostFacts.describe(user: owner)), who runs doctor"
@@ -110,15 +175,30 @@ struct NodeChecks {
         let certificates = CertificateChecks(
             configFile: file, table: "tls", expected: .node(id: configuration.nodeID), usages: [.server, .client],
             now: options.now, expiryWarning: options.expiryWarning, owner: owner, ownerDescription: ownerDescription)
-        let (caFinding, ca) = certificates.checkCA(configuration.clusterCAPath)
+        let (caFinding, ca) = await BlockingIO.run { certificates.checkCA(configuration.clusterCAPath) }
         report.add(caFinding)
         let (certificateFinding, certificate) = await certificates.checkCertificate(
             configuration.certificatePath, keyPath: configuration.privateKeyPath, ca: ca)
         report.add(certificateFinding)
         report.add(
-            certificates.checkPrivateKey(
-                configuration.privateKeyPath, certificatePath: configuration.certificatePath, certificate: certificate))
+            await BlockingIO.run {
+                certificates.checkPrivateKey(
+                    configuration.privateKeyPath, certificatePath: configuration.certificatePath,
+                    certificate: certificate)
+            })
+        report.add(
+            contentsOf: await BlockingIO.run {
+                checkFiles(configuration, running: running, owner: owner, ownerDescription: ownerDescription)
+            })
+    }
 
+    /// The checks under `data_dir`, the listen address and the operator keys: file, lock and
+    /// RocksDB reads, run on the thread pool.
+    private func checkFiles(
+        _ configuration: NodeConfiguration, running: pid_t?, owner: uid_t, ownerDescription: String
+    ) -> [DoctorFinding] {
+        let file = configuration.file
+        var report = DoctorReport(mode: "local", subject: file)
         let dataExists = checkDataDirectory(configuration, owner: owner, ownerDescription: ownerDescription, &report)
         if dataExists {
             checkIdentityKey(configuration, owner: owner, ownerDescription: ownerDescription, &report)
@@ -141,6 +221,7 @@ struct NodeChecks {
                 .ok("policy.operator_keys", Doctor.count(configuration.operatorKeys.count, "operator key") + " trusted")
             )
         }
+        return report.findings
     }
 
     /// `data_dir`: a directory this user can write, 0700. Returns whether it exists.

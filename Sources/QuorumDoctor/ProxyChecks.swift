@@ -17,7 +17,7 @@ struct ProxyChecks {
         let file = options.configPath
         let configuration: ProxyConfiguration
         do { configuration = try ProxyConfiguration.parse(text, file: file, baseDirectory: base) } catch {
-            report.add(LocalDoctor(options).configFailure(error.description, key: error.key, file: file))
+            report.add(LocalDoctor(options).configFailure(error.description, key: error.key, file: file, text: text))
             return
         }
         report.add(
@@ -30,27 +30,44 @@ struct ProxyChecks {
             ))
         let owner = HostFacts.effectiveUser
         let ownerDescription = "\(HostFacts.describe(user: owner)), who runs doctor"
-        var sealingGroup: PublicKeyPackage<Ed25519Suite>?
         if let cluster = configuration.cluster {
-            checkNodes(cluster.nodesFile, &report)
+            report.add(contentsOf: await BlockingIO.run { checkNodes(cluster.nodesFile) })
             let certificates = CertificateChecks(
                 configFile: file, table: "cluster", expected: .proxy, usages: [.client], now: options.now,
                 expiryWarning: options.expiryWarning, owner: owner, ownerDescription: ownerDescription)
-            let (caFinding, ca) = certificates.checkCA(cluster.clusterCA)
+            let (caFinding, ca) = await BlockingIO.run { certificates.checkCA(cluster.clusterCA) }
             report.add(caFinding)
             let (certificateFinding, certificate) = await certificates.checkCertificate(
                 cluster.certificate, keyPath: cluster.privateKey, ca: ca)
             report.add(certificateFinding)
             report.add(
-                certificates.checkPrivateKey(
-                    cluster.privateKey, certificatePath: cluster.certificate, certificate: certificate))
-            checkGroup(cluster.group, &report)
-            sealingGroup = checkSealingGroup(cluster.sealingGroup, &report)
+                await BlockingIO.run {
+                    certificates.checkPrivateKey(
+                        cluster.privateKey, certificatePath: cluster.certificate, certificate: certificate)
+                })
         } else {
             report.add(
                 .warn(
                     "cluster", "no [cluster] table: the proxy answers every call a mount covers with 503",
                     fix: "add [cluster] to \(file) (docs/operations.md, The proxy)"))
+        }
+        report.add(
+            contentsOf: await BlockingIO.run {
+                checkFiles(configuration, owner: owner, ownerDescription: ownerDescription)
+            })
+    }
+
+    /// The group files, credentials, bundle file, agent TLS files and listen addresses: file
+    /// reads and socket probes, run on the thread pool.
+    private func checkFiles(
+        _ configuration: ProxyConfiguration, owner: uid_t, ownerDescription: String
+    ) -> [DoctorFinding] {
+        let file = configuration.file
+        var report = DoctorReport(mode: "local", subject: file)
+        var sealingGroup: PublicKeyPackage<Ed25519Suite>?
+        if let cluster = configuration.cluster {
+            checkGroup(cluster.group, &report)
+            sealingGroup = checkSealingGroup(cluster.sealingGroup, &report)
         }
         if let dataDirectory = configuration.dataDirectory {
             checkCredentials(dataDirectory, sealingGroup: sealingGroup, owner: owner, &report)
@@ -69,21 +86,24 @@ struct ProxyChecks {
         }
         report.add(listen("listen", configuration.listen, file: file))
         if let tls = configuration.tls { report.add(listen("tls.listen", tls.listen, file: file)) }
+        return report.findings
     }
 
-    private func checkNodes(_ path: String, _ report: inout DoctorReport) {
+    private func checkNodes(_ path: String) -> [DoctorFinding] {
         do {
             let nodes = try ClusterFile.load(path: path).nodes
-            report.add(
+            return [
                 .ok(
                     "cluster.nodes",
-                    "\(path): \(nodes.count) nodes (\(nodes.map { "\($0.id) at \($0.address)" }.joined(separator: ", ")))"
-                ))
+                    "\(path): \(Doctor.count(nodes.count, "node")) "
+                        + "(\(nodes.map { "\($0.id) at \($0.address)" }.joined(separator: ", ")))")
+            ]
         } catch {
-            report.add(
+            return [
                 .fail(
                     "cluster.nodes", error.description,
-                    fix: "give the cluster file ([[nodes]] id, address) in cluster.nodes of \(options.configPath)"))
+                    fix: "give the cluster file ([[nodes]] id, address) in cluster.nodes of \(options.configPath)")
+            ]
         }
     }
 

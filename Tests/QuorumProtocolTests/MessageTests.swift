@@ -96,12 +96,14 @@ import Testing
             nodeID: 2, bootEpoch: 7, reportedAt: 1_700_000_000_000, groupKey: Self.groupKey, bundleDigest: nil,
             peers: [], identityKey: Array(repeating: 9, count: 32), outstandingNonces: 12)
         let payload = status.encodedPayload()
-        #expect(Array(payload.suffix(5)) == [1, 0, 0, 0, 12])
+        #expect(Array(payload.suffix(4)) == [0, 0, 0, 12])
         #expect(try StatusResponse.decode(payload: payload) == status)
-        // A node built before the field ends the payload after identityKey: the count is absent.
-        let older = try StatusResponse.decode(payload: Array(payload.dropLast(5)))
+        // A node built before the field ends the payload after identityKey: the count is absent,
+        // and absent is encoded as nothing, so the older payload is also the one encoding.
+        let older = try StatusResponse.decode(payload: Array(payload.dropLast(4)))
         #expect(older.outstandingNonces == nil)
         #expect(older.identityKey == status.identityKey && older.reportedAt == status.reportedAt)
+        #expect(older.encodedPayload() == Array(payload.dropLast(4)))
         // Present but cut short is refused, naming the field.
         let cut = #expect(throws: WireError.self) { try StatusResponse.decode(payload: Array(payload.dropLast(2))) }
         #expect(cut?.field == "StatusResponse.outstandingNonces")

@@ -183,6 +183,16 @@ struct DoctorTests {
             let parse = try #require(Self.line(broken, "FAIL", "config"), "\(broken)")
             #expect(parse.contains("\(ws.path("broken.toml")): not valid TOML at line 2"), "\(parse)")
 
+            // A misspelt key: the configuration reader names the key, doctor adds its line.
+            try ws.write(
+                "node-4-typo.toml",
+                config.replacingOccurrences(of: "heartbeat_interval_ms", with: "heartbeat_interval_msx"))
+            let typo = try await ws.quorumctl("doctor", "--config", ws.path("node-4-typo.toml"))
+            #expect(typo.status == 1, "\(typo)")
+            let misspelt = try #require(Self.line(typo, "FAIL", "config"), "\(typo)")
+            #expect(misspelt.contains("membership.heartbeat_interval_msx: unknown key"), "\(misspelt)")
+            #expect(misspelt.contains("(\(ws.path("node-4-typo.toml")) line 11)"), "\(misspelt)")
+
             // The proxy's configuration: its certificate, groups and credentials directory.
             try ws.write(
                 "proxy.toml",

@@ -71,8 +71,9 @@ public struct PeerStatus: WireCodable, Hashable {
 /// bundleDigest  optional string     "sha256:…", 1...128 bytes
 /// peers         array of PeerStatus ascending by nodeID, distinct, not the answering node
 /// identityKey   optional bytes      32 bytes: the node's Ed25519 identity key
-/// outstandingNonces optional u32    nonce commitments handed out and not yet used; absent at the
-///                                   end of the payload from nodes built before the field
+/// outstandingNonces trailing u32    nonce commitments handed out and not yet used; present when
+///                                   the payload goes on after identityKey (nodes built before the
+///                                   field end it there)
 /// ```
 ///
 /// Key shares and anything else secret are not part of it: status is readable by operators and
@@ -141,7 +142,9 @@ public struct StatusResponse: WireMessage {
         NodeFacts.writeBundleDigest(&writer, bundleDigest)
         writer.write(array: peers) { $0.write($1) }
         NodeFacts.writeIdentityKey(&writer, identityKey)
-        writer.write(optional: outstandingNonces) { $0.write($1) }
+        // A trailing field without a presence byte: absent is the payload ending, so that every
+        // value has exactly one encoding and an older node's payload is this field absent.
+        if let outstandingNonces { writer.write(outstandingNonces) }
     }
 
     /// Reads the fields in the order of the table above and applies the initializer's rules. A
@@ -164,12 +167,6 @@ public struct StatusResponse: WireMessage {
             throw reader.invalidValue("peers", at: peersStart, problem)
         }
         identityKey = try NodeFacts.readIdentityKey(&reader)
-        if reader.remaining == 0 {
-            outstandingNonces = nil
-        } else {
-            outstandingNonces = try reader.readOptional("outstandingNonces") { reader throws(WireError) in
-                try reader.readUInt32("outstandingNonces")
-            }
-        }
+        outstandingNonces = try reader.remaining == 0 ? nil : reader.readUInt32("outstandingNonces")
     }
 }
