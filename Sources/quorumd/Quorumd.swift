@@ -116,7 +116,7 @@ struct RunNode: AsyncParsableCommand {
         if node.audit != nil {
             // The API serves the node's replicated log (runtime.auditService(source:)); a node that
             // keeps none refuses [audit] rather than appear to serve it.
-            throw Failure("\(config): audit: this node keeps no replicated log to serve yet; remove [audit]")
+            throw Quorumd.Failure("\(config): audit: this node keeps no replicated log to serve yet; remove [audit]")
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
