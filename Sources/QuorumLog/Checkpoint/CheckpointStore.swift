@@ -42,12 +42,8 @@ extension MerkleLog {
 
     /// The stored signed checkpoint with the largest size, if any.
     public func latestCheckpoint() throws -> SignedNote? {
-        var latest: [UInt8]?
-        try store.scan(Self.checkpointsFamily) { _, value in
-            latest = value
-            return true
-        }
-        guard let latest else { return nil }
+        // Keys are sizes big-endian, so the last key is the largest size.
+        guard let latest = try store.last(Self.checkpointsFamily)?.value else { return nil }
         do { return try SignedNote.parse(latest) } catch {
             throw MerkleError(.corruptStore, "\(store.path): latest stored checkpoint: \(error)")
         }

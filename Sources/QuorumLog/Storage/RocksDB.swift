@@ -292,6 +292,28 @@ public final class RocksDB: @unchecked Sendable {
         if let message = Self.take(error) { throw StorageError(operation: "iterate", path: path, message: message) }
     }
 
+    /// The last key of `family` in key order and its value, or nil when the family is empty: one
+    /// seek, where a scan would read every record before it.
+    public func last(_ family: String) throws -> (key: [UInt8], value: [UInt8])? {
+        let handle = try self.handle(family)
+        let iterator = rocksdb_create_iterator_cf(db, scanOptions, handle)!
+        defer { rocksdb_iter_destroy(iterator) }
+        rocksdb_iter_seek_to_last(iterator)
+        var found: (key: [UInt8], value: [UInt8])?
+        if rocksdb_iter_valid(iterator) != 0 {
+            var keyLength = 0
+            var valueLength = 0
+            let key = [UInt8](UnsafeRawBufferPointer(start: rocksdb_iter_key(iterator, &keyLength), count: keyLength))
+            let value = [UInt8](
+                UnsafeRawBufferPointer(start: rocksdb_iter_value(iterator, &valueLength), count: valueLength))
+            found = (key, value)
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_iter_get_error(iterator, &error)
+        if let message = Self.take(error) { throw StorageError(operation: "iterate", path: path, message: message) }
+        return found
+    }
+
     /// Calls `body` with each key and value of `family` whose key starts with `prefix`.
     public func scan(
         _ family: String, prefix: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
