@@ -2,6 +2,13 @@
 /// leaf hashes, and the right edge as a value: what a replicating node needs to decide whether a
 /// batch extends its log before it writes anything.
 extension MerkleLog {
+    /// The database directory.
+    public var directory: String { store.path }
+
+    /// Closes the database (``RocksDB/close()``): every later read or append throws. A process
+    /// closes its log before it exits.
+    public func close() { store.close() }
+
     /// Applies `batch` (puts and deletes in ``companionFamilies`` only) atomically and durably.
     public func writeCompanion(_ batch: WriteBatch) throws {
         try checkCompanion(batch)
