@@ -63,12 +63,12 @@ struct Quorumd: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            runtime.store.close()
+            runtime.close()
             throw Failure("stopped: \(error)")
         }
         // Close RocksDB before the process exits: a database still open at exit can leave its
         // background threads running into the C++ static destructors (an abort).
-        runtime.store.close()
+        runtime.close()
         logger.info("stopped")
     }
 

@@ -76,7 +76,9 @@ struct CertifiedAppendTests {
         #expect(try fixture.log.companionValue("pending", Array("a".utf8)) == nil)
         #expect(try fixture.log.companionValue("receipts", Array("req_1".utf8)) == UInt64(3).bigEndianBytes)
         #expect(try fixture.log.auditStore(verifiers: [fixture.quorum.verifier]).isEmpty)
-        // Reopened, everything is there.
+        // Closed and reopened, everything is there; the closed handle refuses further work.
+        fixture.log.close()
+        #expect(throws: StorageError.self) { try fixture.log.companionValue("pending", Array("a".utf8)) }
         let reopened = try MerkleLog(directory: fixture.directory.path, companionFamilies: ["pending", "receipts"])
         #expect(reopened.size == 10)
         #expect(try reopened.latestCheckpoint() == note)

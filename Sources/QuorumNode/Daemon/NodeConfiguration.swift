@@ -140,7 +140,11 @@ public struct NodeConfiguration: Sendable, Hashable {
     /// refuses to decide (``DecideRequest/time``).
     public var maximumClockSkew: Duration = .seconds(5)
 
-    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy"]
+    /// The replicated log's timings and bounds (`[log]`).
+    public var log = LogService.Configuration()
+
+    static let topKeys = ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy", "log"]
+    static let logKeys = ["batch_interval_ms", "max_batch_entries", "max_pending", "failover_ms"]
     static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
@@ -262,6 +266,23 @@ public struct NodeConfiguration: Sendable, Hashable {
             let skew = try reader.milliseconds(
                 policy["max_clock_skew_ms"], key: "policy.max_clock_skew_ms", default: 5000)
             configuration.maximumClockSkew = .milliseconds(skew)
+        }
+        if let logValue = table["log"] {
+            guard let log = logValue.table else {
+                throw reader.error("log", "is a \(logValue.type); it must be a table ([log])")
+            }
+            try reader.refuseUnknown(log, allowed: logKeys, prefix: "log.")
+            configuration.log.batchInterval = .milliseconds(
+                try reader.milliseconds(log["batch_interval_ms"], key: "log.batch_interval_ms", default: 100))
+            let entries = try reader.count(log["max_batch_entries"], key: "log.max_batch_entries", default: 1024)
+            guard entries <= 4096 else {
+                throw reader.error("log.max_batch_entries", "\(entries) is above 4096, the most a batch carries")
+            }
+            configuration.log.maximumBatchEntries = entries
+            configuration.log.maximumPending = try reader.count(
+                log["max_pending"], key: "log.max_pending", default: 100_000)
+            configuration.log.failoverAfter = .milliseconds(
+                try reader.milliseconds(log["failover_ms"], key: "log.failover_ms", default: 5000))
         }
         return configuration
     }

@@ -78,6 +78,11 @@ public final class NodeRuntime: Sendable {
     public let router: NodeRouter
     /// The policy decision point: bundles, verdicts, settlement.
     public let verdicts: VerdictService
+    /// The replicated audit log: entries in, sequencing, checkpoints, catch-up, evidence.
+    public let log: LogService
+    /// The log as the audit API reads it (entries, tiles, proofs, the newest quorum checkpoint,
+    /// the receipt index, equivocation evidence).
+    public var auditLog: ReplicatedLog { log.replicated }
     private let logger: Logger
 
     /// Opens the data directory and builds every part; nothing listens until ``services`` run.
@@ -88,10 +93,12 @@ public final class NodeRuntime: Sendable {
         self.configuration = configuration
         self.logger = logger
         let transport: TransportConfiguration
+        let replicated: ReplicatedLog
         do {
             transport = try configuration.transport()
             try configuration.prepareDataDirectory()
             store = try NodeStore(dataDirectory: configuration.dataDirectory)
+            replicated = try ReplicatedLog(dataDirectory: configuration.dataDirectory)
             keys = try NodeKeyStore(dataDirectory: configuration.dataDirectory)
             identity = try NodeIdentityKey.loadOrCreate(dataDirectory: configuration.dataDirectory)
             client = try NodeClient(configuration: transport, logger: logger)
@@ -123,6 +130,18 @@ public final class NodeRuntime: Sendable {
             logger: logger)
         decisionPoint.withLockedValue { $0 = verdicts }
         self.verdicts = verdicts
+        let log: LogService
+        do {
+            log = try LogService(
+                nodeID: configuration.nodeID, identity: identity, replicated: replicated, keys: { keys.current },
+                signing: signing, membership: membership, client: client, peers: configuration.peerAddresses,
+                configuration: configuration.log, logger: logger)
+        } catch {
+            throw NodeRuntimeError("\(replicated.path): cannot read the log's replica records: \(error)")
+        }
+        self.log = log
+        // Every node installing a bundle makes the same entry, so the log holds it once.
+        verdicts.onBundleInstalled { entry in log.submitLocal(.bundle(entry)) }
         // Every subsystem that answers frames is listed here, once.
         let handlers: [any NodeFrameHandler] = [
             membership,
@@ -134,6 +153,7 @@ public final class NodeRuntime: Sendable {
                 logger: logger),
             RepairService(
                 nodeID: configuration.nodeID, identity: identity, keys: keys, membership: membership, logger: logger),
+            log,
         ]
         let router = NodeRouter(handlers)
         self.router = router
@@ -147,7 +167,8 @@ public final class NodeRuntime: Sendable {
     }
 
     /// The node's long-running services, for one `ServiceGroup`: the listener (calling
-    /// `onListening` with the bound port) and membership. Either ending stops the group.
+    /// `onListening` with the bound port), membership and log replication. Any ending stops the
+    /// group.
     public func services(
         onListening: @escaping @Sendable (Int) throws -> Void = { _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
@@ -155,7 +176,15 @@ public final class NodeRuntime: Sendable {
         return [
             .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: log, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
+    }
+
+    /// Closes the node's databases (the state store and the log), after its services stopped and
+    /// before the process exits, so that no RocksDB thread runs into the process's teardown.
+    public func close() {
+        store.close()
+        auditLog.log.close()
     }
 }
 
