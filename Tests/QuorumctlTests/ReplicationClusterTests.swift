@@ -196,7 +196,8 @@ struct ReplicationClusterTests {
             try await Self.expectConsistent(cluster, [1, 2, 4], holding: first + later)
             let newest = try await cluster.verify(try #require(try await cluster.status(1).checkpoint))
             #expect(!newest.1.contains(3), "the stopped node cosigned")
-            #expect(try await cluster.status(3).logSize == UInt64(first.count + 1), "the stopped node appended")
+            // It still follows the quorum's checkpoints (each append checked against one), and stays stopped.
+            #expect(try await cluster.status(3).stopped != nil)
             await cluster.cluster.stopAll()
         }
     }
@@ -244,6 +245,56 @@ struct ReplicationClusterTests {
             // The forged note is no checkpoint of the quorum: node 1's log is unchanged.
             #expect(try await cluster.status(1).logRoot == (try await cluster.status(2).logRoot))
             await cluster.cluster.stopAll()
+        }
+    }
+}
+
+/// The same log fed by the real proxy: every receipt it makes, allow and deny, reaches every
+/// node's log, under the same leaf index everywhere.
+@Suite("receipts from quorum-proxy in the replicated log", .serialized, .timeLimit(.minutes(6)))
+struct ProxyReceiptLogTests {
+    @Test("Calls through the proxy: allow and deny receipts land in every node's log, indexed by request id")
+    func receiptsFromProxy() async throws {
+        try await ProxyQuorum.with(bundle: { ProxyClusterTests.bundle(upstreamPort: $0) }) { setup in
+            var requestIDs: [String] = []
+            for index in 0..<4 {
+                let allowed = try await setup.call(.POST, "/openai/v1/chat/completions", body: ProxyClusterTests.chat)
+                #expect(allowed.status == 200, "\(allowed.body)")
+                let receipt = try Receipt.verified(try #require(allowed.receipt), groupKey: setup.groupKey)
+                requestIDs.append(receipt.claims.requestID)
+                if index % 2 == 1 {
+                    let denied = try await setup.call(.POST, "/openai/v1/embeddings", body: "{}")
+                    #expect(denied.status == 403, "\(denied.body)")
+                    let deny = try Receipt.verified(try #require(denied.receipt), groupKey: setup.groupKey)
+                    #expect(deny.claims.decision == .deny)
+                    requestIDs.append(deny.claims.requestID)
+                }
+            }
+            var indices: [String: UInt64] = [:]
+            let logged = try await eventually(within: .seconds(60)) {
+                for node in 1...4 {
+                    guard
+                        let log = try? ReplicatedLog(
+                            dataDirectory: setup.workspace.path("data-\(node)"), readOnly: true)
+                    else { return false }
+                    for requestID in requestIDs {
+                        guard let index = try log.receiptIndex(requestID: requestID) else { return false }
+                        if let known = indices[requestID], known != index { return false }
+                        indices[requestID] = index
+                        guard case .receipt(let entry) = try LogEntry(decoding: try log.log.entry(at: index)) else {
+                            return false
+                        }
+                        #expect(entry.requestID == requestID)
+                        #expect(!entry.verdicts.isEmpty, "the verdicts the decision rests on are logged")
+                        #expect(entry.request.tokenSHA256 == sha256Digest(Array(ProxyQuorum.token.utf8)))
+                    }
+                    guard let checkpoint = try log.latestCheckpoint(),
+                        try Checkpoint.parse(checkpoint.text).size > indices.values.max() ?? 0
+                    else { return false }
+                }
+                return true
+            }
+            #expect(logged, "not every receipt reached every node's log:\n\(setup.cluster.logs)\n\(setup.proxy.stderr)")
         }
     }
 }
