@@ -84,8 +84,6 @@ public struct LogRefusal: Error, Sendable, Hashable, CustomStringConvertible {
         case stopped = "stopped"
         /// Too many entries are pending on the node; try again later.
         case overloaded = "overloaded"
-        /// A checkpoint that does not verify under the group key, or of another origin.
-        case invalidCheckpoint = "invalid-checkpoint"
     }
 
     /// The reason.
