@@ -24,9 +24,10 @@ import QuorumProtocol
 ///   window. The same message again is signed (with a fresh nonce); a different one is refused
 ///   (`conflicting-decision`) and kept as evidence.
 ///
-/// Only proxies may ask: the proxy is the signing coordinator (DESIGN.md §2). Operators sign
-/// bundles with their own keys and have no use for the group key; nodes will coordinate
-/// checkpoint signatures with their own message, which checks the checkpoint first.
+/// Only proxies may ask for shares: the proxy is the signing coordinator (DESIGN.md §2). Operators
+/// sign bundles with their own keys and have no use for the group key. Nodes may ask for
+/// commitments: the log's sequencer names signer slots in its batches, and each node makes its
+/// checkpoint share itself, for a batch it stored (``signCheckpoint(_:)``, from `LogService`).
 ///
 /// Nonces and shares are never logged; a refusal is logged with its request id, reason and peer.
 public final class SigningService: NodeFrameHandler, Sendable {
