@@ -72,13 +72,6 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
     /// The log on disk, as the audit API reads it.
     public let replicated: ReplicatedLog
 
-    /// An entry waiting in the pending pool.
-    struct Pending: Sendable {
-        var entry: [UInt8]
-        var sequence: UInt64
-        var arrived: ContinuousClock.Instant
-    }
-
     /// The newest quorum checkpoint known, verified under the group key.
     struct Known: Sendable {
         var note: SignedNote
@@ -92,7 +85,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         var staged: StagedBatch?
         var known: Known?
         var stopped: String?
-        var pending: [[UInt8]: Pending] = [:]
+        var pending = PendingPool()
         var nextSequence: UInt64 = 1
         /// Leaf hashes of the batch this node is proposing as sequencer.
         var inFlight: Set<[UInt8]> = []
@@ -105,6 +98,22 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         var catchingUp = false
         var lastForward = ContinuousClock.now
         var started = false
+
+        /// What decisions read, without the pending pool: a copy of the whole state would copy
+        /// the pool as soon as the state changes while the copy lives.
+        var summary: Summary {
+            Summary(
+                highestTerm: highestTerm, staged: staged, known: known, stopped: stopped, pending: pending.count)
+        }
+    }
+
+    /// See ``Core/summary``.
+    struct Summary: Sendable {
+        var highestTerm: UInt64
+        var staged: StagedBatch?
+        var known: Known?
+        var stopped: String?
+        var pending: Int
     }
 
     private struct Admission: Sendable {
@@ -161,7 +170,8 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         }
         let now = ContinuousClock.now
         for (sequence, entry) in try replicated.pendingEntries() {
-            initial.pending[RFC9162.leafHash(entry)] = Pending(entry: entry, sequence: sequence, arrived: now)
+            initial.pending.insert(
+                leaf: RFC9162.leafHash(entry), PendingPool.Item(entry: entry, sequence: sequence, arrived: now))
             initial.nextSequence = max(initial.nextSequence, sequence + 1)
         }
         initial.stopped = "checking the stored log against its checkpoints (start-up audit)"
@@ -180,7 +190,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                     var fresh: [(leaf: [UInt8], entry: [UInt8])] = []
                     var chosen = Set<[UInt8]>()
                     let inPool = core.withLockedValue { state in
-                        Set(batch.flatMap { $0.items.map(\.leaf) }.filter { state.pending[$0] != nil })
+                        Set(batch.flatMap { $0.items.map(\.leaf) }.filter { state.pending.contains($0) })
                     }
                     let all = batch.flatMap { $0.items.map(\.leaf) }
                     let logged = try log.indices(ofLeafHashes: all)
@@ -202,8 +212,10 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                     let arrived = ContinuousClock.now
                     core.withLockedValue { state in
                         for (offset, item) in fresh.enumerated() {
-                            state.pending[item.leaf] = Pending(
-                                entry: item.entry, sequence: sequence + UInt64(offset), arrived: arrived)
+                            state.pending.insert(
+                                leaf: item.leaf,
+                                PendingPool.Item(
+                                    entry: item.entry, sequence: sequence + UInt64(offset), arrived: arrived))
                         }
                         state.nextSequence = sequence + UInt64(fresh.count)
                     }
@@ -219,12 +231,12 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
 
     /// This node's log state, as ``LogStatusResponse`` reports it.
     public func status() -> LogStatusResponse? {
-        let state = core.withLockedValue { $0 }
+        let state = core.withLockedValue { $0.summary }
         let log = replicated.log
         return try? LogStatusResponse(
             nodeID: nodeID, highestTerm: state.highestTerm, promised: false, sequencer: expectedSequencer(),
             logSize: log.size, logRoot: log.root, checkpoint: state.known?.note.serialized,
-            checkpointAt: state.known?.at ?? 0, staged: state.staged, pending: UInt64(state.pending.count),
+            checkpointAt: state.known?.at ?? 0, staged: state.staged, pending: UInt64(state.pending),
             stopped: state.stopped)
     }
 
@@ -314,7 +326,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         core.withLockedValue { state in
             var seen = Set<[UInt8]>()
             for (position, leaf) in leaves.enumerated()
-            where state.pending[leaf] == nil && seen.insert(leaf).inserted {
+            where !state.pending.contains(leaf) && seen.insert(leaf).inserted {
                 candidates.append(position)
             }
         }
@@ -388,7 +400,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         }
         let groupKey = keys.groupKeyBytes
         let (highestTerm, pendingHere) = core.withLockedValue { state in
-            (state.highestTerm, batch.entries.map { state.pending[RFC9162.leafHash($0)] != nil })
+            (state.highestTerm, batch.entries.map { state.pending.contains(RFC9162.leafHash($0)) })
         }
         if let refusal = ReplicaRules.checkTerm(batch, highestTerm: highestTerm) { return .failure(refusal) }
         let log = replicated.log
@@ -407,7 +419,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                 }
                 return writing.withLock { () -> Result<ReplicaRules.Acceptance, LogRefusal> in
                     do {
-                        let state = core.withLockedValue { $0 }
+                        let state = core.withLockedValue { $0.summary }
                         var frontier = log.frontier
                         for entry in batch.entries { frontier.append(entry: entry) }
                         let logged = try log.indices(ofLeafHashes: batch.entries.map(RFC9162.leafHash))
@@ -531,7 +543,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         let at = Int64(Date().timeIntervalSince1970 * 1000)
         return try await threadPool.runIfActive {
             try writing.withLock { () throws -> Bool in
-                let state = core.withLockedValue { $0 }
+                let state = core.withLockedValue { $0.summary }
                 let end = TreeHead(size: log.size, root: log.root)
                 let rootAtSize = head.size <= end.size ? try log.root(at: head.size) : nil
                 let newer = (state.known?.head.size ?? 0) < head.size || state.known == nil
@@ -557,7 +569,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                     core.withLockedValue { state in
                         for entry in staged.entries {
                             let leaf = RFC9162.leafHash(entry)
-                            state.pending[leaf] = nil
+                            state.pending.remove(leaf)
                             state.inFlight.remove(leaf)
                         }
                         state.staged = nil
@@ -653,7 +665,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             let nodeID = nodeID
             promised = try await threadPool.runIfActive {
                 try writing.withLock { () throws -> Bool in
-                    let state = core.withLockedValue { $0 }
+                    let state = core.withLockedValue { $0.summary }
                     guard state.stopped == nil else { return false }
                     let (promised, highest) = ReplicaRules.claim(term, highestTerm: state.highestTerm)
                     guard promised else { return false }
@@ -672,8 +684,9 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         return try LogStatusResponse(
             nodeID: current.nodeID, highestTerm: current.highestTerm, promised: promised,
             sequencer: current.sequencer, logSize: current.logSize, logRoot: current.logRoot,
-            checkpoint: current.checkpoint, checkpointAt: current.checkpointAt, staged: current.staged,
-            pending: current.pending, stopped: current.stopped)
+            checkpoint: current.checkpoint, checkpointAt: current.checkpointAt,
+            // The staged batch's entries matter only to a sequencer planning its term.
+            staged: term == 0 ? nil : current.staged, pending: current.pending, stopped: current.stopped)
     }
 
     private func fetch(_ request: LogFetchRequest) async throws -> LogFetchResponse {
@@ -816,7 +829,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                 guard log.size == base else {
                     throw CatchUpFailure(description: "the log moved from \(base) to \(log.size) meanwhile")
                 }
-                let state = core.withLockedValue { $0 }
+                let state = core.withLockedValue { $0.summary }
                 let decoded = entries.map { try? LogEntry(decoding: $0) }
                 let obsolete = state.staged.map { $0.baseSize < head.size } ?? false
                 var extra = ReplicatedLog.appended(entries, decoded: decoded, start: base, clearStaged: obsolete)
@@ -826,7 +839,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                 core.withLockedValue { state in
                     for entry in entries {
                         let leaf = RFC9162.leafHash(entry)
-                        state.pending[leaf] = nil
+                        state.pending.remove(leaf)
                         state.inFlight.remove(leaf)
                     }
                     if obsolete { state.staged = nil }
@@ -919,24 +932,16 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             return
         }
         let due = core.withLockedValue { state -> [[UInt8]] in
-            let waiting = state.pending.filter { !state.inFlight.contains($0.key) }.values.sorted {
-                $0.sequence < $1.sequence
-            }
+            let waiting = state.pending.oldest(
+                excluding: state.inFlight, limit: configuration.maximumBatchEntries,
+                maximumBytes: configuration.maximumBatchBytes)
             guard let oldest = waiting.first else { return [] }
+            // A full batch goes at once; otherwise the oldest entry has waited the batch interval.
             guard
                 waiting.count >= configuration.maximumBatchEntries
-                    || oldest.arrived + configuration.batchInterval <= now
+                    || oldest.item.arrived + configuration.batchInterval <= now
             else { return [] }
-            var chosen: [[UInt8]] = []
-            var bytes = 0
-            for item in waiting {
-                guard chosen.count < configuration.maximumBatchEntries,
-                    bytes + item.entry.count <= configuration.maximumBatchBytes || chosen.isEmpty
-                else { break }
-                chosen.append(item.entry)
-                bytes += item.entry.count
-            }
-            return chosen
+            return waiting.map(\.item.entry)
         }
         guard !due.isEmpty else { return }
         await propose(due, term: term, keys: keys)
@@ -948,9 +953,9 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         let stale = core.withLockedValue { state -> [[UInt8]] in
             guard state.lastForward + configuration.forwardAfter <= now else { return [] }
             state.lastForward = now
-            return state.pending.values.filter { $0.arrived + configuration.forwardAfter <= now }.sorted {
-                $0.sequence < $1.sequence
-            }.prefix(LogLimits.maximumSubmitted).map(\.entry)
+            return state.pending.oldest(
+                excluding: [], limit: LogLimits.maximumSubmitted, maximumBytes: LogLimits.maximumBatchBytes
+            ).filter { $0.item.arrived + configuration.forwardAfter <= now }.map(\.item.entry)
         }
         guard !stale.isEmpty, let message = try? LogGossip(entries: stale) else { return }
         Task { await links.send(message, to: sequencer) }
@@ -962,7 +967,8 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         guard sequencer != 0, sequencer != nodeID else { return }
         let suspect = core.withLockedValue { state -> Bool in
             guard state.lastProgress + configuration.failoverAfter <= now,
-                state.pending.values.contains(where: { $0.arrived + configuration.failoverAfter <= now })
+                let oldest = state.pending.oldest(excluding: [], limit: 1, maximumBytes: .max).first,
+                oldest.item.arrived + configuration.failoverAfter <= now
             else { return false }
             state.suspected[sequencer] = now + configuration.suspicion
             state.lastProgress = now
