@@ -140,17 +140,20 @@ public final class NodeRuntime: Sendable {
             throw NodeRuntimeError("\(replicated.path): cannot read the log's replica records: \(error)")
         }
         self.log = log
-        // Every node installing a bundle makes the same entry, so the log holds it once.
+        // Every node installing a bundle, or committing a ceremony, makes the same entry, so the
+        // log holds it once.
         verdicts.onBundleInstalled { entry in log.submitLocal(.bundle(entry)) }
+        let ceremony = CeremonyService(
+            configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
+            logger: logger)
+        ceremony.onCommitted { entry in log.submitLocal(.ceremony(entry)) }
         // Every subsystem that answers frames is listed here, once.
         let handlers: [any NodeFrameHandler] = [
             membership,
             verdicts,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
             signing,
-            CeremonyService(
-                configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
-                logger: logger),
+            ceremony,
             RepairService(
                 nodeID: configuration.nodeID, identity: identity, keys: keys, membership: membership, logger: logger),
             log,
