@@ -1,8 +1,9 @@
 import QuorumCrypto
 import QuorumLog
-import QuorumNode
 import QuorumProtocol
 import Testing
+
+@testable import QuorumNode
 
 /// The replica's and the sequencer's decisions as plain values: what a node does with a batch, a
 /// published checkpoint, a term claim and a cosignature, and what a new sequencer proposes first.
@@ -232,5 +233,51 @@ struct ReplicaRulesTests {
         let step = SequencerPlan.plan(
             own: Self.head(10), states: [Self.state(1), Self.state(2), Self.state(3), Self.state(4)], threshold: 3)
         #expect(step == .proposeNew)
+    }
+}
+
+/// The pending pool: arrival order kept, entries leaving from anywhere, a batch of the oldest
+/// within its limits.
+@Suite("Pending pool")
+struct PendingPoolTests {
+    static func leaf(_ index: Int) -> [UInt8] { RFC9162.leafHash(Array("entry \(index)".utf8)) }
+
+    static func pool(_ count: Int) -> PendingPool {
+        var pool = PendingPool()
+        for index in 0..<count {
+            pool.insert(
+                leaf: leaf(index),
+                PendingPool.Item(
+                    entry: [UInt8](repeating: UInt8(index % 256), count: 10), sequence: UInt64(index), arrived: .now))
+        }
+        return pool
+    }
+
+    @Test("The oldest entries come first, skipping those in flight and those gone")
+    func oldestFirst() {
+        var pool = Self.pool(10)
+        pool.remove(Self.leaf(0))
+        pool.remove(Self.leaf(3))
+        let taken = pool.oldest(excluding: [Self.leaf(1)], limit: 4, maximumBytes: .max)
+        #expect(taken.map(\.item.sequence) == [2, 4, 5, 6])
+        #expect(pool.count == 8)
+        #expect(!pool.contains(Self.leaf(3)) && pool.contains(Self.leaf(9)))
+    }
+
+    @Test("A batch stops at its byte budget, but never comes back empty")
+    func byteBudget() {
+        let pool = Self.pool(10)
+        #expect(pool.oldest(excluding: [], limit: 100, maximumBytes: 35).count == 3)
+        #expect(pool.oldest(excluding: [], limit: 100, maximumBytes: 1).count == 1)
+    }
+
+    @Test("Inserting an entry already in changes nothing; many removals keep the order right")
+    func churn() {
+        var pool = Self.pool(3000)
+        pool.insert(leaf: Self.leaf(5), PendingPool.Item(entry: [1], sequence: 99_999, arrived: .now))
+        #expect(pool.count == 3000)
+        for index in 0..<2500 { pool.remove(Self.leaf(index)) }
+        #expect(pool.count == 500)
+        #expect(pool.oldest(excluding: [], limit: 2, maximumBytes: .max).map(\.item.sequence) == [2500, 2501])
     }
 }

@@ -17,20 +17,25 @@ public enum EntryCheck {
     /// See the type's documentation.
     /// Without a group key (`nil`: no ceremony yet) a receipt cannot be checked and is refused.
     public static func batch(_ leaf: [UInt8], groupKey: [UInt8]?) -> Result<LogEntry, LogRefusal> {
+        checked(leaf, groupKey: groupKey).map(\.entry)
+    }
+
+    /// The entry, and for a receipt entry its receipt, parsed and verified once.
+    private static func checked(
+        _ leaf: [UInt8], groupKey: [UInt8]?
+    ) -> Result<(entry: LogEntry, receipt: Receipt?), LogRefusal> {
         let entry: LogEntry
         do { entry = try LogEntry(decoding: leaf) } catch {
             return .failure(LogRefusal(.malformedEntry, "\(error)"))
         }
-        if case .receipt(let receipt) = entry {
-            guard let groupKey else {
-                return .failure(LogRefusal(.noGroupKey, "request \(receipt.requestID): no group key to check it with"))
-            }
-            do { _ = try Receipt.verified(receipt.receipt, groupKey: groupKey) } catch {
-                return .failure(
-                    LogRefusal(.invalidReceipt, "request \(receipt.requestID): the receipt does not verify: \(error)"))
-            }
+        guard case .receipt(let logged) = entry else { return .success((entry, nil)) }
+        guard let groupKey else {
+            return .failure(LogRefusal(.noGroupKey, "request \(logged.requestID): no group key to check it with"))
         }
-        return .success(entry)
+        do { return .success((entry, try Receipt.verified(logged.receipt, groupKey: groupKey))) } catch {
+            return .failure(
+                LogRefusal(.invalidReceipt, "request \(logged.requestID): the receipt does not verify: \(error)"))
+        }
     }
 
     /// See the type's documentation. `identityKeys` are the nodes' Ed25519 identity keys by id.
@@ -38,18 +43,15 @@ public enum EntryCheck {
         _ leaf: [UInt8], groupKey: [UInt8]?, identityKeys: [UInt16: [UInt8]]
     ) -> Result<LogEntry, LogRefusal> {
         let entry: LogEntry
-        switch batch(leaf, groupKey: groupKey) {
-        case .success(let checked): entry = checked
+        let receipt: Receipt?
+        switch checked(leaf, groupKey: groupKey) {
+        case .success(let checked): (entry, receipt) = checked
         case .failure(let refusal): return .failure(refusal)
         }
-        guard case .receipt(let logged) = entry else { return .success(entry) }
+        guard case .receipt(let logged) = entry, let claims = receipt?.claims else { return .success(entry) }
         let request = logged.request
         func refuse(_ detail: String) -> Result<LogEntry, LogRefusal> {
             .failure(LogRefusal(.invalidReceipt, "request \(request.requestID): \(detail)"))
-        }
-        let claims: ReceiptClaims
-        do { claims = try Receipt(parsing: logged.receipt).claims } catch {
-            return refuse("the receipt does not parse: \(error)")
         }
         let mismatches = [
             ("jti", claims.requestID == request.requestID),

@@ -53,6 +53,8 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         public var failoverAfter: Duration = .seconds(5)
         /// How long a suspected sequencer is passed over.
         public var suspicion: Duration = .seconds(30)
+        /// How often a node with nothing else to catch up asks its peers whether it is behind.
+        public var catchUpProbe: Duration = .seconds(10)
 
         /// The defaults.
         public init() {}
@@ -96,6 +98,10 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         var lastProgress = ContinuousClock.now
         var suspected: [UInt16: ContinuousClock.Instant] = [:]
         var catchingUp = false
+        /// A catch-up was asked for while one ran.
+        var catchUpAgain = false
+        /// When a catch-up last started (or was asked for).
+        var lastCatchUp = ContinuousClock.now
         var lastForward = ContinuousClock.now
         var started = false
 
@@ -713,13 +719,25 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
     /// Starts catching up in the background unless it already is.
     func startCatchUp() {
         let start = core.withLockedValue { state -> Bool in
-            guard !state.catchingUp, state.started else { return false }
+            state.lastCatchUp = .now
+            guard !state.catchingUp, state.started else {
+                state.catchUpAgain = state.catchingUp
+                return false
+            }
             state.catchingUp = true
             return true
         }
         guard start else { return }
         Task {
-            await catchUp()
+            // A checkpoint published while a catch-up ran asks for another round once it ends.
+            var rounds = 0
+            repeat {
+                core.withLockedValue { $0.catchUpAgain = false }
+                await catchUp()
+                rounds += 1
+            } while rounds < 16 && core.withLockedValue({ state in
+                state.catchUpAgain || (state.known?.head.size ?? 0) > replicated.log.size
+            })
             core.withLockedValue { $0.catchingUp = false }
         }
     }
@@ -921,6 +939,14 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
     private func tick() async {
         guard let keys = keys() else { return }
         let now = ContinuousClock.now
+        // Behind a checkpoint it knows, or quiet for a while (it may have missed a publication):
+        // ask the peers where the log is.
+        let probe = core.withLockedValue { state in
+            !state.catchingUp
+                && (((state.known?.head.size ?? 0) > replicated.log.size && state.lastCatchUp + .seconds(1) <= now)
+                    || state.lastCatchUp + configuration.catchUpProbe <= now)
+        }
+        if probe { startCatchUp() }
         let sequencer = expectedSequencer()
         let (stopped, catchingUp, term) = core.withLockedValue { ($0.stopped, $0.catchingUp, $0.term) }
         guard sequencer == nodeID, stopped == nil else {
