@@ -735,9 +735,10 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                 core.withLockedValue { $0.catchUpAgain = false }
                 await catchUp()
                 rounds += 1
-            } while rounds < 16 && core.withLockedValue({ state in
-                state.catchUpAgain || (state.known?.head.size ?? 0) > replicated.log.size
-            })
+            } while rounds < 16
+                && core.withLockedValue({ state in
+                    state.catchUpAgain || (state.known?.head.size ?? 0) > replicated.log.size
+                })
             core.withLockedValue { $0.catchingUp = false }
         }
     }
