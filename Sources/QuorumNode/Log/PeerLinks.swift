@@ -11,6 +11,9 @@ public final class PeerLinks: Sendable {
     private let client: NodeClient
     private let peers: [UInt16: NodeAddress]
     private let connections = NIOLockedValueBox<[UInt16: NodeConnection]>([:])
+    /// The dial in progress to each peer: callers that find no open connection wait for it
+    /// instead of dialling again, so a burst of gossip opens one connection, not one per message.
+    private let dialling = NIOLockedValueBox<[UInt16: Task<Result<NodeConnection, TransportError>, Never>]>([:])
 
     /// Links to `peers` over `client` (holding this node's certificate).
     public init(client: NodeClient, peers: [MembershipService.PeerAddress]) {
@@ -23,6 +26,29 @@ public final class PeerLinks: Sendable {
 
     /// The open connection to `peer`, dialled first if there is none.
     public func connection(to peer: UInt16) async throws(TransportError) -> NodeConnection {
+        if let open = connections.withLockedValue({ $0[peer] }), open.isActive { return open }
+        let dial = dialling.withLockedValue { table in
+            if let running = table[peer] { return running }
+            let task = Task { await self.dial(peer) }
+            table[peer] = task
+            return task
+        }
+        let result = await dial.value
+        dialling.withLockedValue { table in
+            if table[peer] == dial { table[peer] = nil }
+        }
+        return try result.get()
+    }
+
+    private func dial(_ peer: UInt16) async -> Result<NodeConnection, TransportError> {
+        do throws(TransportError) {
+            return .success(try await connect(peer))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func connect(_ peer: UInt16) async throws(TransportError) -> NodeConnection {
         if let open = connections.withLockedValue({ $0[peer] }), open.isActive { return open }
         guard let address = peers[peer] else {
             throw TransportError(.configuration, peer: "node \(peer)", "is not a configured peer")
