@@ -230,7 +230,8 @@ let package = Package(
         .testTarget(
             name: "QuorumNodeTests",
             dependencies: [
-                "QuorumNode", "QuorumIdentity", "QuorumProtocol", "QuorumTestKit",
+                "QuorumNode", "QuorumIdentity", "QuorumProtocol", "QuorumTestKit", "QuorumLog", "QuorumPolicy",
+                "QuorumCrypto",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

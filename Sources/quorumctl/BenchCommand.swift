@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running cluster under load (for scripts/bench-*.sh).",
         shouldDisplay: false,
-        subcommands: [BenchSigning.self, BenchProxy.self]
+        subcommands: [BenchSigning.self, BenchProxy.self, BenchLog.self]
     )
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import QuorumIdentity
+import QuorumLog
 import QuorumNode
 import QuorumProtocol
 
@@ -11,10 +12,13 @@ struct Status: ParsableCommand {
         abstract: "Ask every node for its status and print a table.",
         discussion: """
             Connects to each node of --cluster (a TOML file of [[nodes]] with id and address) over mutual TLS \
-            with an operator certificate, sends a StatusRequest and prints one row per node: up or unreachable, \
-            boot epoch, whether a key ceremony has completed, the group key, the policy bundle digest and the \
-            peers the node hears from. Exit status: 0 when every node answered, 1 when any is unreachable or \
-            refused (the reasons follow the table on stderr), 2 bad input.
+            with an operator certificate, sends a StatusRequest and a LogStatusRequest and prints one row per \
+            node: up or unreachable, boot epoch, whether a key ceremony has completed, the group key, the policy \
+            bundle digest, the replicated log (its size, the newest quorum checkpoint's size and age, the highest \
+            term as round@node, the sequencer the node expects) and the peers the node hears from. A node that \
+            stopped signing checkpoints gets a "node N: stopped signing: <why>" line on stderr. Exit status: 0 \
+            when every node answered, 1 when any is unreachable or refused (the reasons follow the table on \
+            stderr), 2 bad input.
             """
     )
 
@@ -25,7 +29,16 @@ struct Status: ParsableCommand {
         let client = try options.client(for: "status")
         let limit = options.limit
         let entries = Blocking.wait { await ClusterStatus.query(clusterFile, client: client, timeout: limit) }
-        Output.line(StatusTable.render(entries))
+        let logs = Blocking.wait {
+            await client.askEach(
+                clusterFile.nodes, LogStatusRequest(), expecting: LogStatusResponse.self, deadline: limit)
+        }
+        var logStatus: [UInt16: LogStatusResponse] = [:]
+        for answer in logs { if case .success(let status) = answer.result { logStatus[answer.node.id] = status } }
+        Output.line(StatusTable.render(entries, logs: logStatus, now: Int64(Date().timeIntervalSince1970 * 1000)))
+        for id in logStatus.keys.sorted() {
+            if let why = logStatus[id]?.stopped { Output.error("node \(id): stopped signing: \(why)") }
+        }
         var unreachable = 0
         for entry in entries {
             if case .failure(let error) = entry.result {
@@ -39,9 +52,30 @@ struct Status: ParsableCommand {
 
 /// The status table: one row per node.
 enum StatusTable {
-    static let header = ["NODE", "ADDRESS", "STATE", "BOOT EPOCH", "KEY", "GROUP KEY", "BUNDLE", "PEERS UP"]
+    static let header = [
+        "NODE", "ADDRESS", "STATE", "BOOT EPOCH", "KEY", "GROUP KEY", "BUNDLE", "LOG", "CHECKPOINT", "AGE", "TERM",
+        "SEQUENCER", "PEERS UP",
+    ]
 
-    static func render(_ entries: [ClusterStatus.Entry]) -> String {
+    /// The log columns of a node's row: log size, checkpoint size, its age, the term, the sequencer.
+    static func logCells(_ status: LogStatusResponse?, now: Int64) -> [String] {
+        guard let status else { return ["-", "-", "-", "-", "-"] }
+        let checkpoint = status.checkpoint.flatMap { try? SignedNote.parse($0) }.flatMap {
+            try? Checkpoint.parse($0.text)
+        }
+        let age = status.checkpointAt > 0 ? "\(max(0, now - status.checkpointAt) / 1000)s" : "-"
+        let term = status.highestTerm == 0 ? "-" : "\(status.highestTerm >> 16)@\(status.highestTerm & 0xffff)"
+        return [
+            "\(status.logSize)", checkpoint.map { "\($0.size)" } ?? "-", age, term,
+            status.sequencer == 0 ? "-" : "\(status.sequencer)",
+        ]
+    }
+
+    static func render(
+        _ entries: [ClusterStatus.Entry], logs: [UInt16: LogStatusResponse] = [:], now: Int64 = 0
+    )
+        -> String
+    {
         var rows = [header]
         for entry in entries {
             switch entry.result {
@@ -50,12 +84,15 @@ enum StatusTable {
                 let down = status.peers.filter { !$0.isUp }.map { String($0.nodeID) }
                 var peers = up.isEmpty ? "none" : up.joined(separator: ",")
                 if !down.isEmpty { peers += " (down: \(down.joined(separator: ",")))" }
-                rows.append([
-                    "\(status.nodeID)", "\(entry.node.address)", "up", hex(status.bootEpoch),
-                    status.hasKey ? "yes" : "no", status.groupKeyHex ?? "-", status.bundleDigest ?? "-", peers,
-                ])
+                rows.append(
+                    [
+                        "\(status.nodeID)", "\(entry.node.address)", "up", hex(status.bootEpoch),
+                        status.hasKey ? "yes" : "no", status.groupKeyHex ?? "-", status.bundleDigest ?? "-",
+                    ] + logCells(logs[entry.node.id], now: now) + [peers])
             case .failure:
-                rows.append(["\(entry.node.id)", "\(entry.node.address)", "unreachable", "-", "-", "-", "-", "-"])
+                rows.append(
+                    ["\(entry.node.id)", "\(entry.node.address)", "unreachable", "-", "-", "-", "-"]
+                        + logCells(nil, now: now) + ["-"])
             }
         }
         var widths = [Int](repeating: 0, count: header.count)

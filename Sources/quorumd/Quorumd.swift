@@ -113,11 +113,7 @@ struct RunNode: AsyncParsableCommand {
                         beforeScrape: { runtime.sampleGauges() }),
                     successTerminationBehavior: .gracefullyShutdownGroup))
         }
-        if node.audit != nil {
-            // The API serves the node's replicated log (runtime.auditService(source:)); a node that
-            // keeps none refuses [audit] rather than appear to serve it.
-            throw Quorumd.Failure("\(config): audit: this node keeps no replicated log to serve yet; remove [audit]")
-        }
+        if let audit = runtime.auditService(source: runtime.auditLog) { services.append(audit) }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.info(
@@ -129,12 +125,12 @@ struct RunNode: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            runtime.store.close()
+            runtime.close()
             throw Quorumd.Failure("stopped: \(error)")
         }
         // Close RocksDB before the process exits: a database still open at exit can leave its
         // background threads running into the C++ static destructors (an abort).
-        runtime.store.close()
+        runtime.close()
         logger.info("stopped")
     }
 }

@@ -137,11 +137,17 @@ struct SigningClusterTests {
             let picked = try await coordinator.sign(requestID: "req-d", message: messageD)
             #expect(try Self.verifies(picked, messageD, cluster))
 
-            // 6. Operator and node certificates may not ask for commitments or shares.
+            // 6. Operator and node certificates may not ask for shares; an operator may not ask for
+            // commitments either (a node may: the log's sequencer gathers checkpoint signer slots).
             let node1 = deciding.node(1)
+            let served = try await Self.client(cluster, as: .node(id: 4)).ask(
+                node1, try CommitmentsRequest(count: 1), expecting: CommitmentsResponse.self, deadline: .seconds(30))
+            #expect(served.nodeID == 1)
             for identity in [PeerIdentity.operator(name: "operator"), .node(id: 4)] {
                 let client = try Self.client(cluster, as: identity)
-                for message in [try CommitmentsRequest(count: 1) as any WireMessage, fresh] {
+                let messages: [any WireMessage] =
+                    identity.role == .node ? [fresh] : [try CommitmentsRequest(count: 1), fresh]
+                for message in messages {
                     do throws(TransportError) {
                         _ = try await client.askAny(node1, message)
                         Issue.record("\(identity) was served \(type(of: message))")

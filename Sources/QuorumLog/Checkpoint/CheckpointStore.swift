@@ -40,14 +40,25 @@ extension MerkleLog {
         }
     }
 
-    /// The stored signed checkpoint with the largest size, if any.
-    public func latestCheckpoint() throws -> SignedNote? {
-        var latest: [UInt8]?
-        try store.scan(Self.checkpointsFamily) { _, value in
-            latest = value
+    /// The stored signed checkpoints of sizes `after` < size ≤ `through`, by size: what a node
+    /// that fetches entries from this one checks each stretch of them against.
+    public func checkpoints(after: UInt64, through: UInt64) throws -> [SignedNote] {
+        guard after < through else { return [] }
+        var notes: [SignedNote] = []
+        let end = through == .max ? nil : Self.entryKey(through + 1)
+        try store.scan(Self.checkpointsFamily, from: Self.entryKey(after + 1), until: end) { key, value in
+            do { notes.append(try SignedNote.parse(value)) } catch {
+                throw MerkleError(.corruptStore, "\(store.path): stored checkpoint \(Hex.encode(key)): \(error)")
+            }
             return true
         }
-        guard let latest else { return nil }
+        return notes
+    }
+
+    /// The stored signed checkpoint with the largest size, if any.
+    public func latestCheckpoint() throws -> SignedNote? {
+        // Keys are sizes big-endian, so the last key is the largest size.
+        guard let latest = try store.last(Self.checkpointsFamily)?.value else { return nil }
         do { return try SignedNote.parse(latest) } catch {
             throw MerkleError(.corruptStore, "\(store.path): latest stored checkpoint: \(error)")
         }

@@ -1,3 +1,4 @@
+import QuorumCrypto
 import Synchronization
 
 /// An append-only RFC 9162 Merkle log of byte-string entries, stored in RocksDB.
@@ -55,9 +56,12 @@ public final class MerkleLog: Sendable {
 
     /// The underlying store; the checkpoint code keeps its records in `checkpoints`.
     let store: RocksDB
+    /// Column families the owner of the log keeps beside it in the same database (see
+    /// ``init(directory:readOnly:companionFamilies:)``); never any of ``families``.
+    public let companionFamilies: [String]
     /// Held by an append from before its dedup lookups until its batch is written and published.
     private let appending = Mutex(())
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
     /// The nodes of one tile that is not complete yet: row `r` holds the hashes at tree level
     /// `8·level + r` from the tile's first node at that level, concatenated.
@@ -87,7 +91,7 @@ public final class MerkleLog: Sendable {
     }
 
     /// What readers see: the edge of the last completed append and the upper levels.
-    private struct State {
+    struct State {
         var edge: Edge
         /// Every complete-subtree hash at levels ≥ ``cachedLevels``, one flat array per level. They
         /// never change once written, and there are only size / 2⁸ of them (128 MB per billion
@@ -116,11 +120,23 @@ public final class MerkleLog: Sendable {
     ///
     /// With `readOnly` the directory must already hold a log and is not changed in any way (an
     /// auditor's view, which also works while a node holds the log open); appends then fail.
-    public init(directory: String, readOnly: Bool = false) throws {
+    ///
+    /// `companionFamilies` are column families of the owner's own in the same database, written in
+    /// the same synced batch as an append (``append(_:certifiedBy:origin:verifiers:alongside:)``)
+    /// or on their own (``writeCompanion(_:)``): a replicating node keeps its pending entries,
+    /// receipt index and signing records there, so that a batch and what it changes about them
+    /// land together or not at all. The log's own records never go there, and the store audit
+    /// ignores them. A read-only open may leave them out (RocksDB opens a subset of families
+    /// read-only); a read-write open must name every family the database has.
+    public init(directory: String, readOnly: Bool = false, companionFamilies: [String] = []) throws {
+        if let clash = companionFamilies.first(where: { Self.families.contains($0) || $0 == "default" }) {
+            throw MerkleError(.invalidArgument, "\"\(clash)\" is a column family of the log itself, not a companion")
+        }
         try Self.refuseIncompleteStore(directory)
+        self.companionFamilies = companionFamilies
         let store = try RocksDB(
             path: directory,
-            columnFamilies: Self.families,
+            columnFamilies: Self.families + companionFamilies,
             familyOptions: [
                 Self.dedupFamily: .init(hashedKeyLength: RFC9162.hashLength, compressible: false),
                 Self.hashesFamily: .init(compressible: false),
@@ -265,19 +281,66 @@ public final class MerkleLog: Sendable {
     /// ``maximumEntryLength``, nothing is written.
     @discardableResult
     public func append(_ entries: [[UInt8]]) throws -> [UInt64] {
+        try checkLengths(entries)
+        // Hashing needs no lock.
+        let leaves = entries.map(RFC9162.leafHash)
+        return try appending.withLock { _ in try append(entries, leaves: leaves, finish: { _ in WriteBatch() }) }
+    }
+
+    /// Appends `entries` together with the signed checkpoint `note` that covers exactly the log
+    /// they make, and `extra` (puts and deletes in ``companionFamilies``), as one atomic, synced
+    /// write: after a crash either all of it is on disk or none.
+    ///
+    /// Refused with nothing written unless the note verifies under `verifiers` (at least one known
+    /// signature, none failing), its origin is `origin`, and its size and root are those of the log
+    /// with `entries` appended (an entry already in the log is not added again, so it shows as a
+    /// size that falls short). `entries` may be empty: the note then covers the log as it is. The
+    /// note replaces any stored for its size, as ``storeCheckpoint(_:origin:verifiers:)`` does.
+    @discardableResult
+    public func append(
+        _ entries: [[UInt8]], certifiedBy note: SignedNote, origin: String, verifiers: [NoteVerifier],
+        alongside extra: WriteBatch = WriteBatch()
+    ) throws -> [UInt64] {
+        try checkLengths(entries)
+        try checkCompanion(extra)
+        let checkpoint = try note.verifiedCheckpoint(with: verifiers)
+        guard checkpoint.origin == origin else {
+            throw MerkleError(
+                .invalidArgument, "the checkpoint is for origin \"\(checkpoint.origin)\", not \"\(origin)\"")
+        }
+        let leaves = entries.map(RFC9162.leafHash)
+        return try appending.withLock { _ in
+            try append(entries, leaves: leaves) { edge in
+                let root = Self.fold(edge.frontier)
+                guard edge.size == checkpoint.size, root == checkpoint.rootHash else {
+                    throw MerkleError(
+                        .invalidArgument,
+                        "the checkpoint is for size \(checkpoint.size) and root \(Hex.encode(checkpoint.rootHash)); "
+                            + "the log with these \(entries.count) entries has size \(edge.size) and root "
+                            + "\(Hex.encode(root)); nothing was written")
+                }
+                var batch = extra
+                batch.put(Self.checkpointsFamily, Self.entryKey(checkpoint.size), Array(note.serialized.utf8))
+                return batch
+            }
+        }
+    }
+
+    private func checkLengths(_ entries: [[UInt8]]) throws {
         if let position = entries.firstIndex(where: { $0.count > Self.maximumEntryLength }) {
             throw MerkleError(
                 .entryTooLarge,
                 "entry \(position) of the batch is \(entries[position].count) bytes; "
                     + "at most \(Self.maximumEntryLength) are allowed, nothing was written")
         }
-        // Hashing needs no lock.
-        let leaves = entries.map(RFC9162.leafHash)
-        return try appending.withLock { _ in try append(entries, leaves: leaves) }
     }
 
-    /// The body of ``append(_:)``, with the append lock held.
-    private func append(_ entries: [[UInt8]], leaves: [[UInt8]]) throws -> [UInt64] {
+    /// The body of the appends, with the append lock held. `finish` sees the edge the batch makes
+    /// before anything is written, and returns further operations for the same write (or throws,
+    /// and nothing is written).
+    private func append(
+        _ entries: [[UInt8]], leaves: [[UInt8]], finish: (Edge) throws -> WriteBatch
+    ) throws -> [UInt64] {
         var edge = state.withLock { $0.edge }
         let startSize = edge.size
         let startTiles = edge.partial
@@ -311,7 +374,11 @@ public final class MerkleLog: Sendable {
             indices.append(startSize + UInt64(added.count))
             added.append(position)
         }
-        guard !added.isEmpty else { return indices }
+        guard !added.isEmpty else {
+            let extra = try finish(edge)
+            if extra.count > 0 { try store.write(extra) }
+            return indices
+        }
 
         // The tree: each new node goes into the partial tile of its tile level; a node at a
         // multiple of 8 levels (above the leaves) closes the tile below it.
@@ -374,6 +441,13 @@ public final class MerkleLog: Sendable {
         }
         if startSize == 0 { batch.put(Self.metaFamily, Self.formatKey, Self.storageFormat) }
         batch.put(Self.metaFamily, Self.sizeKey, edge.size.bigEndianBytes)
+        for operation in try finish(edge).operations {
+            if let value = operation.value {
+                batch.put(operation.family, operation.key, value)
+            } else {
+                batch.delete(operation.family, operation.key)
+            }
+        }
         try store.write(batch)
 
         state.withLock { state in

@@ -1,4 +1,5 @@
 import CRocksDB
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -14,8 +15,10 @@ import CRocksDB
 ///
 /// `@unchecked Sendable`: RocksDB documents `rocksdb_t` (DB) as safe for concurrent use by many
 /// threads without external locking, for reads and writes alike. Every pointer held here is set in
-/// `init`, never reassigned, and released only in `deinit`, when no other reference can exist; the
-/// read and write option objects are never mutated after `init`, and RocksDB only reads them.
+/// `init`, never reassigned, and released once: by ``close()`` after every operation under way has
+/// left (operations count themselves in and out under a lock, and none starts once closed), or in
+/// `deinit`, when no other reference can exist; the read and write option objects are never
+/// mutated after `init`, and RocksDB only reads them.
 public final class RocksDB: @unchecked Sendable {
     /// The database directory.
     public let path: String
@@ -28,6 +31,14 @@ public final class RocksDB: @unchecked Sendable {
     private let syncWrite: OpaquePointer
     private let families: [String: OpaquePointer]
     private let familyHandles: [OpaquePointer]
+    /// Operations under way, and whether the database was closed (and its handles released).
+    private let lifecycle = Mutex(Lifecycle())
+
+    private struct Lifecycle {
+        var users = 0
+        var closed = false
+        var released = false
+    }
 
     /// How one column family is tuned for what is stored in it. Only performance depends on it.
     public struct FamilyOptions: Sendable {
@@ -160,6 +171,24 @@ public final class RocksDB: @unchecked Sendable {
     }
 
     deinit {
+        if !lifecycle.withLock({ $0.released }) { release() }
+    }
+
+    /// Closes the database: no operation starts any more (each throws a ``StorageError`` naming
+    /// the path), the ones under way finish, then RocksDB stops its background work and releases
+    /// the directory. A process closes its databases before it exits, so that no RocksDB thread is
+    /// still running into the C++ static destructors. Closing twice does nothing more.
+    public func close() {
+        lifecycle.withLock { $0.closed = true }
+        while lifecycle.withLock({ $0.users }) > 0 { usleep(1000) }
+        let first = lifecycle.withLock { state -> Bool in
+            defer { state.released = true }
+            return !state.released
+        }
+        if first { release() }
+    }
+
+    private func release() {
         for handle in familyHandles { rocksdb_column_family_handle_destroy(handle) }
         rocksdb_close(db)
         rocksdb_readoptions_destroy(readOptions)
@@ -168,8 +197,22 @@ public final class RocksDB: @unchecked Sendable {
         rocksdb_options_destroy(options)
     }
 
+    /// Counts an operation in, refusing it once the database is closed.
+    private func enter(_ operation: String) throws {
+        try lifecycle.withLock { state throws(StorageError) in
+            guard !state.closed else {
+                throw StorageError(operation: operation, path: path, message: "the database is closed")
+            }
+            state.users += 1
+        }
+    }
+
+    private func leave() { lifecycle.withLock { $0.users -= 1 } }
+
     /// The value stored under `key` in `family`, or nil when there is none.
     public func get(_ family: String, _ key: [UInt8]) throws -> [UInt8]? {
+        try enter("get")
+        defer { leave() }
         let handle = try self.handle(family)
         var error: UnsafeMutablePointer<CChar>?
         // Pinned: the value is copied once, out of the block cache or memtable, not twice.
@@ -190,6 +233,8 @@ public final class RocksDB: @unchecked Sendable {
     /// `keys` must be in ascending byte order: RocksDB then batches the lookups in each memtable
     /// and table file instead of searching once per key.
     public func multiGet(_ family: String, sortedKeys keys: [[UInt8]]) throws -> [[UInt8]?] {
+        try enter("multi-get")
+        defer { leave() }
         guard !keys.isEmpty else { return [] }
         let handle = try self.handle(family)
         var values = [OpaquePointer?](repeating: nil, count: keys.count)
@@ -236,6 +281,8 @@ public final class RocksDB: @unchecked Sendable {
     /// on return. Operations reach each family's memtable in the order they were added: keys of one
     /// family added in ascending order insert next to each other, the cheapest case for its skip list.
     public func write(_ batch: WriteBatch) throws {
+        try enter("write")
+        defer { leave() }
         let raw = rocksdb_writebatch_create()!
         defer { rocksdb_writebatch_destroy(raw) }
         var lastFamily = ""
@@ -271,6 +318,8 @@ public final class RocksDB: @unchecked Sendable {
         _ family: String, from: [UInt8] = [], until: [UInt8]? = nil,
         _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
     ) throws {
+        try enter("iterate")
+        defer { leave() }
         let handle = try self.handle(family)
         let iterator = rocksdb_create_iterator_cf(db, scanOptions, handle)!
         defer { rocksdb_iter_destroy(iterator) }
@@ -290,6 +339,30 @@ public final class RocksDB: @unchecked Sendable {
         var error: UnsafeMutablePointer<CChar>?
         rocksdb_iter_get_error(iterator, &error)
         if let message = Self.take(error) { throw StorageError(operation: "iterate", path: path, message: message) }
+    }
+
+    /// The last key of `family` in key order and its value, or nil when the family is empty: one
+    /// seek, where a scan would read every record before it.
+    public func last(_ family: String) throws -> (key: [UInt8], value: [UInt8])? {
+        try enter("iterate")
+        defer { leave() }
+        let handle = try self.handle(family)
+        let iterator = rocksdb_create_iterator_cf(db, scanOptions, handle)!
+        defer { rocksdb_iter_destroy(iterator) }
+        rocksdb_iter_seek_to_last(iterator)
+        var found: (key: [UInt8], value: [UInt8])?
+        if rocksdb_iter_valid(iterator) != 0 {
+            var keyLength = 0
+            var valueLength = 0
+            let key = [UInt8](UnsafeRawBufferPointer(start: rocksdb_iter_key(iterator, &keyLength), count: keyLength))
+            let value = [UInt8](
+                UnsafeRawBufferPointer(start: rocksdb_iter_value(iterator, &valueLength), count: valueLength))
+            found = (key, value)
+        }
+        var error: UnsafeMutablePointer<CChar>?
+        rocksdb_iter_get_error(iterator, &error)
+        if let message = Self.take(error) { throw StorageError(operation: "iterate", path: path, message: message) }
+        return found
     }
 
     /// Calls `body` with each key and value of `family` whose key starts with `prefix`.

@@ -33,6 +33,13 @@ public final class CeremonyService: NodeFrameHandler, Sendable {
     private let identity: Ed25519KeyPair
     private let keys: NodeKeyStore
     private let staging: CeremonyStaging
+    private let committed = NIOLockedValueBox<(@Sendable (CeremonyEntry) -> Void)?>(nil)
+
+    /// Calls `hook` with the log entry of every ceremony this node commits from now on (the node's
+    /// runtime submits it to the replicated log; every participant makes the same bytes).
+    public func onCommitted(_ hook: @escaping @Sendable (CeremonyEntry) -> Void) {
+        committed.withLockedValue { $0 = hook }
+    }
     private let peerIdentityKeys: @Sendable () -> [UInt16: [UInt8]?]
     private let expiry: Duration
     private let logger: Logger
@@ -202,6 +209,16 @@ public final class CeremonyService: NodeFrameHandler, Sendable {
                     "ceremony": "\(Hex.encode(message.ceremonyID))",
                     "group_key": "\(Hex.encode(installed.groupKeyBytes))",
                 ])
+            if let hook = committed.withLockedValue({ $0 }),
+                let record = try? staging.completed(message.ceremonyID),
+                let sealingKey = try? installed.sealingGroup.verifyingKey.serialized()
+            {
+                hook(
+                    CeremonyEntry(
+                        ceremonyID: record.ceremonyID, kind: record.kind.description, threshold: record.threshold,
+                        participants: record.participants.map(\.nodeID), transcriptDigest: record.transcriptDigest,
+                        signingGroupKey: installed.groupKeyBytes, sealingGroupKey: sealingKey))
+            }
         }
         do { return try CeremonyAck(ceremonyID: message.ceremonyID, nodeID: nodeID, outcome: .committed) } catch {
             throw CeremonyRefusalReason(.commit, "\(error)")

@@ -154,9 +154,12 @@ public struct NodeConfiguration: Sendable, Hashable {
     /// The `[audit]` listener of the read-only audit API; `nil` serves none.
     public var audit: AuditServerConfiguration?
 
+    /// The replicated log's timings and bounds (`[replication]`).
+    public var log = LogService.Configuration()
     static let topKeys =
-        ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy", "audit"]
+        ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy", "audit", "replication"]
         + TelemetrySettings.tables
+    static let replicationKeys = ["batch_interval_ms", "max_batch_entries", "max_pending", "failover_ms"]
     static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
@@ -284,6 +287,25 @@ public struct NodeConfiguration: Sendable, Hashable {
             table,
             listeners: [("listen", listen)]
                 + (configuration.telemetry.metricsListen.map { [("metrics.listen", $0)] } ?? []))
+        if let logValue = table["replication"] {
+            guard let log = logValue.table else {
+                throw reader.error("replication", "is a \(logValue.type); it must be a table ([replication])")
+            }
+            try reader.refuseUnknown(log, allowed: replicationKeys, prefix: "replication.")
+            configuration.log.batchInterval = .milliseconds(
+                try reader.milliseconds(log["batch_interval_ms"], key: "replication.batch_interval_ms", default: 100))
+            let entries = try reader.count(
+                log["max_batch_entries"], key: "replication.max_batch_entries", default: 1024)
+            guard entries <= 4096 else {
+                throw reader.error(
+                    "replication.max_batch_entries", "\(entries) is above 4096, the most a batch carries")
+            }
+            configuration.log.maximumBatchEntries = entries
+            configuration.log.maximumPending = try reader.count(
+                log["max_pending"], key: "replication.max_pending", default: 100_000)
+            configuration.log.failoverAfter = .milliseconds(
+                try reader.milliseconds(log["failover_ms"], key: "replication.failover_ms", default: 5000))
+        }
         return configuration
     }
 

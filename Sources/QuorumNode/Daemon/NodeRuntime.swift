@@ -85,6 +85,11 @@ public final class NodeRuntime: Sendable {
     /// The node's metrics; ``NodeMetrics/log`` is where the log code reports its gauges.
     public let metrics: NodeMetrics
     private let certificateExpiry: CertificateExpiryGauges
+    /// The replicated audit log: entries in, sequencing, checkpoints, catch-up, evidence.
+    public let log: LogService
+    /// The log as the audit API reads it (entries, tiles, proofs, the newest quorum checkpoint,
+    /// the receipt index, equivocation evidence).
+    public var auditLog: ReplicatedLog { log.replicated }
     private let logger: Logger
 
     /// Opens the data directory and builds every part; nothing listens until ``services`` run.
@@ -98,10 +103,12 @@ public final class NodeRuntime: Sendable {
         self.metrics = metrics
         self.logger = logger
         let transport: TransportConfiguration
+        let replicated: ReplicatedLog
         do {
             transport = try configuration.transport()
             try configuration.prepareDataDirectory()
             store = try NodeStore(dataDirectory: configuration.dataDirectory)
+            replicated = try ReplicatedLog(dataDirectory: configuration.dataDirectory)
             keys = try NodeKeyStore(dataDirectory: configuration.dataDirectory)
             identity = try NodeIdentityKey.loadOrCreate(dataDirectory: configuration.dataDirectory)
             client = try NodeClient(configuration: transport, logger: logger)
@@ -139,17 +146,33 @@ public final class NodeRuntime: Sendable {
             metrics: metrics, logger: logger)
         decisionPoint.withLockedValue { $0 = verdicts }
         self.verdicts = verdicts
+        let log: LogService
+        do {
+            log = try LogService(
+                nodeID: configuration.nodeID, identity: identity, replicated: replicated, keys: { keys.current },
+                signing: signing, membership: membership, client: client, peers: configuration.peerAddresses,
+                configuration: configuration.log, logger: logger)
+        } catch {
+            throw NodeRuntimeError("\(replicated.path): cannot read the log's replica records: \(error)")
+        }
+        self.log = log
+        // Every node installing a bundle, or committing a ceremony, makes the same entry, so the
+        // log holds it once.
+        verdicts.onBundleInstalled { entry in log.submitLocal(.bundle(entry)) }
+        let ceremony = CeremonyService(
+            configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
+            logger: logger)
+        ceremony.onCommitted { entry in log.submitLocal(.ceremony(entry)) }
         // Every subsystem that answers frames is listed here, once.
         let handlers: [any NodeFrameHandler] = [
             membership,
             verdicts,
             KeyImportService(nodeID: configuration.nodeID, identity: identity, keys: keys, logger: logger),
             signing,
-            CeremonyService(
-                configuration: configuration, identity: identity, keys: keys, store: store, membership: membership,
-                logger: logger),
+            ceremony,
             RepairService(
                 nodeID: configuration.nodeID, identity: identity, keys: keys, membership: membership, logger: logger),
+            log,
         ]
         let router = NodeRouter(handlers)
         self.router = router
@@ -173,7 +196,8 @@ public final class NodeRuntime: Sendable {
     }
 
     /// The node's long-running services, for one `ServiceGroup`: the listener (calling
-    /// `onListening` with the bound port) and membership. Either ending stops the group.
+    /// `onListening` with the bound port), membership and log replication. Any ending stops the
+    /// group.
     public func services(
         onListening: @escaping @Sendable (Int) throws -> Void = { _ in }
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
@@ -181,6 +205,7 @@ public final class NodeRuntime: Sendable {
         return [
             .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: log, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
     }
 
@@ -194,6 +219,13 @@ public final class NodeRuntime: Sendable {
         return .init(
             service: NodeAuditServer(configuration: audit, source: source, logger: logger, onListening: onListening),
             successTerminationBehavior: .gracefullyShutdownGroup)
+    }
+
+    /// Closes the node's databases (the state store and the log), after its services stopped and
+    /// before the process exits, so that no RocksDB thread runs into the process's teardown.
+    public func close() {
+        store.close()
+        auditLog.log.close()
     }
 }
 

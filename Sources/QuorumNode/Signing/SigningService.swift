@@ -24,9 +24,10 @@ import QuorumProtocol
 ///   window. The same message again is signed (with a fresh nonce); a different one is refused
 ///   (`conflicting-decision`) and kept as evidence.
 ///
-/// Only proxies may ask: the proxy is the signing coordinator (DESIGN.md §2). Operators sign
-/// bundles with their own keys and have no use for the group key; nodes will coordinate
-/// checkpoint signatures with their own message, which checks the checkpoint first.
+/// Only proxies may ask for shares: the proxy is the signing coordinator (DESIGN.md §2). Operators
+/// sign bundles with their own keys and have no use for the group key. Nodes may ask for
+/// commitments: the log's sequencer names signer slots in its batches, and each node makes its
+/// checkpoint share itself, for a batch it stored (``signCheckpoint(_:)``, from `LogService`).
 ///
 /// Nonces and shares are never logged; a refusal is logged with its request id, reason and peer.
 public final class SigningService: NodeFrameHandler, Sendable {
@@ -46,9 +47,12 @@ public final class SigningService: NodeFrameHandler, Sendable {
         public init() {}
     }
 
-    /// The messages the service serves, and who may send them: proxies only.
+    /// The messages the service serves, and who may send them: proxies, and for commitments
+    /// also nodes (the log's sequencer gathers signer slots for checkpoints as a proxy does for
+    /// receipts). Sign requests come from proxies only; a node's checkpoint share is made by the
+    /// node itself, for a batch it stored (``signCheckpoint(_:)``).
     public static let roles: [UInt16: Set<ClusterRole>] = [
-        CommitmentsRequest.type: [.proxy], SignRequest.type: [.proxy],
+        CommitmentsRequest.type: [.proxy, .node], SignRequest.type: [.proxy],
     ]
 
     /// ``roles``, as ``NodeFrameHandler`` asks.
@@ -172,6 +176,50 @@ public final class SigningService: NodeFrameHandler, Sendable {
                 try NonceCommitment(nonceID: issued.nonceID, commitment: issued.commitments.encoded)
             })
         return try Frame.response(response, to: frame)
+    }
+
+    /// One fresh commitment of this node, taken as a peer's ``CommitmentsRequest`` would be
+    /// answered: what the sequencer names for itself in a batch's signer set. `nil` without keys.
+    public func localCommitment() async -> SigningCoordinator.Commitment? {
+        guard let keys = keys() else { return nil }
+        let signing = keys.signing
+        guard let nonce = try? await threadPool.runIfActive({ FROST<Ed25519Suite>.commit(signing) }) else {
+            return nil
+        }
+        guard let issued = state.withLockedValue({ $0.pool.admit([nonce]) }).first,
+            let entry = try? NonceCommitment(nonceID: issued.nonceID, commitment: issued.commitments.encoded)
+        else { return nil }
+        return SigningCoordinator.Commitment(nodeID: nodeID, bootEpoch: bootEpoch, entry: entry)
+    }
+
+    /// This node's share over a checkpoint note's text, under every signer rule of
+    /// ``sign(_:decisionDigest:peer:)`` but the decision ledger: the caller (the replicated log)
+    /// has durably recorded the root it signs for the checkpoint's size before it asks, and never
+    /// asks for another root of that size.
+    public func signCheckpoint(_ request: SignRequest) -> Outcome {
+        guard let keys = keys() else { return .refused(SigningRefusal(.noGroupKey, Self.noKeyDetail)) }
+        let taken = state.withLockedValue { $0.pool.take(request.nonceID, epoch: request.bootEpoch) }
+        let nonces: SigningNonces<Ed25519Suite>
+        switch taken {
+        case .success(let found): nonces = found
+        case .failure(let failure):
+            switch failure {
+            case .staleEpoch: return .refused(SigningRefusal(.staleEpoch, failure.description))
+            case .alreadyUsed: return .refused(SigningRefusal(.nonceAlreadyUsed, failure.description))
+            case .discarded, .neverIssued: return .refused(SigningRefusal(.unknownNonce, failure.description))
+            }
+        }
+        switch Self.computeShare(request, nonces: nonces, keys: keys) {
+        case .failure(let refusal): return .refused(refusal)
+        case .success(let share):
+            do {
+                return .signed(
+                    try SignResponse(
+                        nodeID: nodeID, bootEpoch: bootEpoch, requestID: request.requestID, share: share.encoded))
+            } catch {
+                return .failed(ErrorResponse(.internal, "\(error)"))
+            }
+        }
     }
 
     // MARK: - Round two

@@ -94,6 +94,14 @@ public final class VerdictService: NodeFrameHandler, Sendable {
         }
     }
 
+    private let installed = NIOLockedValueBox<(@Sendable (BundleEntry) -> Void)?>(nil)
+
+    /// Calls `hook` with the log entry of every bundle installed from now on (the node's runtime
+    /// submits it to the replicated log).
+    public func onBundleInstalled(_ hook: @escaping @Sendable (BundleEntry) -> Void) {
+        installed.withLockedValue { $0 = hook }
+    }
+
     /// The digest of the installed bundle, for status and heartbeats.
     public var bundleDigest: String? { state.withLockedValue { $0.bundle?.digest } }
 
@@ -219,6 +227,17 @@ public final class VerdictService: NodeFrameHandler, Sendable {
             logger.notice(
                 "installed policy bundle",
                 metadata: ["operator": "\(peer)", "version": "\(bundle.version)", "digest": "\(bundle.digest)"])
+            // The key that signed it: the one trusted key the envelope opens under.
+            let signer = operatorKeys.first { key in
+                (try? SignedBundle.open(request.signedBundle, fileName: "", trustedSigners: [key], newerThan: nil))
+                    != nil
+            }
+            if let signer, let hook = installed.withLockedValue({ $0 }) {
+                hook(
+                    BundleEntry(
+                        version: bundle.version, digest: bundle.digest, operatorKey: signer,
+                        signedBundle: request.signedBundle))
+            }
             return try response(bundle, installed: true)
         }
     }

@@ -73,7 +73,7 @@ public struct MessageRegistry: Sendable {
             PolicyPushRequest.self, PolicyPushResponse.self, PolicyFetchRequest.self, PolicyFetchResponse.self,
             DecideRequest.self, DecideResponse.self, SettleRequest.self, SettleResponse.self,
             CredentialPutRequest.self, CredentialPutResponse.self,
-        ] + ceremonyMessages)
+        ] + ceremonyMessages + logMessages)
 
     /// The name of the message registered as `messageType`, or nil.
     public func name(of messageType: UInt16) -> String? { types[messageType]?.name }

@@ -35,12 +35,15 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         /// sign it instead (``DecisionRound/signerBudgetPassed()``); also the bound on each share
         /// of a sign request round, and on waiting for a node's commitments when its cache is empty.
         public var signerBudget: Duration
+        /// Where each receipt goes once it is made (allow and deny), with the request and the
+        /// verdicts it rests on, for the nodes' replicated log; `nil` logs nothing.
+        public var log: LogSubmitter?
 
         /// The parts; the per-signer budget defaults to a third of the decision timeout.
         public init(
             coordinator: SigningCoordinator, sealingGroup: PublicKeyPackage<Ed25519Suite>,
             credentials: SealedCredentialDirectory, routing: RoutingTable, decisionTimeout: Duration,
-            signerBudget: Duration? = nil
+            signerBudget: Duration? = nil, log: LogSubmitter? = nil
         ) {
             self.coordinator = coordinator
             self.sealingGroup = sealingGroup
@@ -48,6 +51,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
             self.routing = routing
             self.decisionTimeout = decisionTimeout
             self.signerBudget = signerBudget ?? decisionTimeout / 3
+            self.log = log
         }
     }
 
@@ -134,6 +138,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         var round = DecisionRound(
             threshold: threshold, nodes: nodeIDs, optimisticSigners: slots.map(\.slot.identifier))
         let allowed = NIOLockedValueBox<Set<UInt16>>([])
+        /// Each node's signed verdict and the decision it stands for, for the receipt's log entry.
+        var verdicts: [UInt16: (signed: SignedVerdict, decision: [UInt8])] = [:]
 
         enum Event: Sendable {
             case answer(UInt16, Result<DecideResponse, SigningCoordinator.SigningError>)
@@ -195,6 +201,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                     if verdict.decision == .allow { allowed.withLockedValue { _ = $0.insert(node) } }
                     let claims = ReceiptClaims(
                         request: request, verdict: verdict, signers: request.signers.map(\.identifier))
+                    verdicts[node] = (SignedVerdict(response), claims.decisionDigest)
                     let share = parsedShare(
                         response, commitments: commitments, requestID: requestID)
                     let decryption = parsedDecryptionShare(
@@ -229,6 +236,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 authorization: .unavailable(reason: "the decision round ended without a decision"), timings: timings)
         }
         let authorization = finish(outcome, call: call, allowed: allowed)
+        submitReceipt(authorization, request: request, verdicts: verdicts)
         let finished = ContinuousClock.now
         switch authorization {
         case .allow, .answer: timings.credential = finished - decided
@@ -249,6 +257,42 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         case .failure: latency = max(elapsed, parts.decisionTimeout)
         }
         preference.withLockedValue { $0.observe(node, latency: latency) }
+    }
+
+    /// Hands the receipt `authorization` carries (if any) to the log submitter, as a receipt entry
+    /// with the logged request and the signed verdicts that reached the receipt's decision. It
+    /// only queues: the agent's answer never waits on the log.
+    private func submitReceipt(
+        _ authorization: CallAuthorization, request: DecideRequest,
+        verdicts: [UInt16: (signed: SignedVerdict, decision: [UInt8])]
+    ) {
+        guard let log = parts.log else { return }
+        let compact: String?
+        switch authorization {
+        case .allow(let call): compact = call.receipt
+        case .answer(let call): compact = call.receipt
+        case .deny(let call): compact = call.receipt
+        case .unavailable: compact = nil
+        }
+        guard let compact, let receipt = try? Receipt(parsing: compact) else { return }
+        let decision = receipt.claims.decisionDigest
+        let entry = ReceiptEntry(
+            receipt: compact, request: LoggedRequest(request),
+            verdicts: verdicts.values.filter { $0.decision == decision }.map(\.signed))
+        var leaf = LogEntry.receipt(entry).encoded()
+        if leaf.count > LogEntry.maximumLength {
+            // Verdicts with long traces: the receipt and the request still go in; the verdicts
+            // are in every node's own records.
+            leaf = LogEntry.receipt(ReceiptEntry(receipt: compact, request: LoggedRequest(request), verdicts: []))
+                .encoded()
+        }
+        guard leaf.count <= LogEntry.maximumLength else {
+            logger.error(
+                "the receipt's log entry is over the leaf limit; not logged",
+                metadata: ["request_id": "\(request.requestID)", "bytes": "\(leaf.count)"])
+            return
+        }
+        log.submit(leaf)
     }
 
     /// Node `node`'s answer to `request`, or why there is none. A function of its own rather than

@@ -98,7 +98,8 @@ public struct QuorumLink: Sendable {
             return try QuorumAuthorizer(
                 QuorumAuthorizer.Parts(
                     coordinator: coordinator, sealingGroup: sealingGroup, credentials: credentials, routing: routing,
-                    decisionTimeout: settings.decisionTimeout, signerBudget: settings.effectiveSignerBudget),
+                    decisionTimeout: settings.decisionTimeout, signerBudget: settings.effectiveSignerBudget,
+                    log: LogSubmitter(coordinator: coordinator, logger: logger)),
                 metrics: metrics, logger: logger)
         } catch {
             throw QuorumLinkError("\(settings.group): \(error)")
