@@ -49,7 +49,7 @@ url_host() {
 for process in /proc/[0-9]*; do
     [[ -r "$process/cmdline" ]] || continue
     argv=()
-    while IFS= read -r -d '' argument; do argv+=("$argument"); done <"$process/cmdline" 2>/dev/null
+    while IFS= read -r -d '' argument; do argv+=("$argument"); done 2>/dev/null <"$process/cmdline"
     ((${#argv[@]} > 0)) || continue
     binary="${argv[0]##*/}"
     subcommand="${argv[1]:-}"

@@ -88,7 +88,7 @@ config() {
             printf '[membership]\nheartbeat_interval_ms = 250\npeer_timeout_ms = 2000\n\n'
             printf '[policy]\noperator_keys = ["%s"]\n' "$operator_key"
             # Placeholders: the audit API and metrics listeners get their ports here.
-            printf '\n# [audit]\n# listen = "%s:7200"\n\n# [metrics]\n# listen = "%s:9100"\n' \
+            printf '\n# [audit]\n# listen = "%s:7301"\n\n# [metrics]\n# listen = "%s:9101"\n' \
                 "$listen_host" "$listen_host"
             for peer in $(seq 1 "$count"); do
                 [[ $peer -eq $id ]] && continue
@@ -97,6 +97,8 @@ config() {
         } >"$dir/node-$id.toml"
     done
     printf '%s' "$cluster" >"$dir/cluster.toml"
+    local audit_nodes=""
+    for address in "${nodes[@]}"; do audit_nodes+="${audit_nodes:+, }\"http://${address%:*}:7301\""; done
     cat >"$dir/proxy.toml" <<PROXY
 # quorum-proxy configuration of the compose testnet (testnets/compose/setup.sh).
 listen = "$proxy_listen"
@@ -114,9 +116,12 @@ decision_timeout_ms = 2000
 [bundle]
 trusted_signers = ["$operator_key"]
 
-# Placeholder: the metrics listener gets its port here.
+# Placeholders: the nodes' audit APIs and the metrics listener.
+# [audit]
+# nodes = [$audit_nodes]
+#
 # [metrics]
-# listen = "0.0.0.0:9101"
+# listen = "0.0.0.0:9100"
 PROXY
 
     step "the demo upstream's API key (a test fixture: never a real credential)"
