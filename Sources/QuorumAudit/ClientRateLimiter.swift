@@ -77,6 +77,8 @@ public final class ClientRateLimiter: Sendable {
     public static func key(forAddress address: String?) -> String {
         guard let address, !address.isEmpty else { return "unknown" }
         guard address.contains(":") else { return address }
+        // An IPv4 client on a dual-stack listener arrives as ::ffff:a.b.c.d: key it by a.b.c.d.
+        if let last = address.split(separator: ":").last, last.contains(".") { return String(last) }
         // Expand `::` so the first four groups are the /64.
         let halves = address.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false)
         let head = halves[0].split(separator: ":", omittingEmptySubsequences: true)

@@ -46,6 +46,8 @@ final class ProxyQuorum: @unchecked Sendable {
     let nodeMetricsURLs: [Int: String]
     /// With telemetry: the proxy's `/metrics` URL.
     let proxyMetricsURL: String?
+    /// With audit: each node's audit API base URL, by node id (the proxy forwards to them in order).
+    var nodeAuditURLs: [Int: String] = [:]
 
     private init(
         workspace: Workspace, cluster: TestCluster, proxy: Daemon, upstream: Daemon, upstreamPort: Int, url: String,
@@ -81,7 +83,7 @@ final class ProxyQuorum: @unchecked Sendable {
     /// kills what is left afterwards.
     static func with(
         bundle: (Int) -> String, decisionTimeoutMilliseconds: Int = 3000, telemetry: Bool = false,
-        _ body: (ProxyQuorum) async throws -> Void
+        audit: Bool = false, _ body: (ProxyQuorum) async throws -> Void
     ) async throws {
         try await Workspace.with { workspace in
             let trusted = try VerdictClusterTests.operatorKey(workspace, "operator-key.json")
@@ -109,6 +111,15 @@ final class ProxyQuorum: @unchecked Sendable {
                     let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
                     let metrics = "[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[id - 1])\"\n"
                     try workspace.write("node-\(id).toml", config + "\n" + metrics + "\n[log]\nformat = \"json\"\n")
+                }
+            }
+            var auditPorts: [Int] = []
+            if audit {
+                auditPorts = try TestCluster.freePorts(cluster.size)
+                for id in 1...cluster.size {
+                    let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
+                    try workspace.write(
+                        "node-\(id).toml", config + "\n[audit]\nlisten = \"127.0.0.1:\(auditPorts[id - 1])\"\n")
                 }
             }
             try await cluster.startAll()
@@ -161,7 +172,10 @@ final class ProxyQuorum: @unchecked Sendable {
                 trusted_signers = ["\(trusted)"]
                 refresh_ms = 300
 
-                """ + (telemetry ? "[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[cluster.size])\"\n" : ""))
+                """ + (telemetry ? "[metrics]\nlisten = \"127.0.0.1:\(metricsPorts[cluster.size])\"\n" : "")
+                    + (audit
+                        ? "[audit]\nnodes = [" + auditPorts.map { "\"http://127.0.0.1:\($0)\"" }.joined(separator: ", ")
+                            + "]\n" : ""))
             let proxy = try Daemon(
                 id: 101, port: 0,
                 arguments: [
@@ -184,6 +198,9 @@ final class ProxyQuorum: @unchecked Sendable {
                             ($0, "http://127.0.0.1:\(metricsPorts[$0 - 1])/metrics")
                         }) : [:],
                 proxyMetricsURL: telemetry ? "http://127.0.0.1:\(metricsPorts[cluster.size])/metrics" : nil)
+            for (index, port) in auditPorts.enumerated() {
+                quorum.nodeAuditURLs[index + 1] = "http://127.0.0.1:\(port)"
+            }
             do {
                 try await body(quorum)
             } catch {
