@@ -185,17 +185,29 @@ struct AuditReceipt: ParsableCommand {
             }
             return (receipt, nil, nil)
         }
-        if receipt.hasPrefix("@") {
-            let path = String(receipt.dropFirst())
-            let bytes = try Inputs.contents(of: path, what: "the receipt or proof")
-            let text = String(decoding: bytes, as: UTF8.self)
-            if text.hasPrefix(TlogProof.header) {
-                do { return (nil, nil, try TlogProof.parse(text)) } catch {
-                    throw CLIError("\(path): not a valid tlog-proof: \(error.reason)")
+        let source: String
+        let text: String
+        if isFile {
+            // Read once: stdin cannot be read twice, and a tlog-proof may be longer than a receipt.
+            source = receipt == "-" ? "stdin" : String(receipt.dropFirst())
+            let bytes = try Inputs.contents(
+                of: receipt == "-" ? "-" : source, what: "the receipt or proof")
+            guard bytes.count <= 1 << 20 else {
+                throw CLIError(
+                    "\(source): \(bytes.count) bytes; a receipt or a tlog-proof is far smaller (at most 1 MiB)")
+            }
+            guard let decoded = String(validating: bytes, as: UTF8.self) else {
+                throw CLIError("\(source): not UTF-8 text; expected a receipt or a tlog-proof")
+            }
+            if decoded.hasPrefix(TlogProof.header) {
+                do { return (nil, nil, try TlogProof.parse(decoded)) } catch {
+                    throw CLIError("\(source): not a valid tlog-proof: \(error.reason)")
                 }
             }
+            text = decoded.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            (source, text) = ("RECEIPT", receipt)
         }
-        let (source, text) = try ReceiptInput.read(receipt)
         let parsed: Receipt
         do { parsed = try Receipt(parsing: text) } catch {
             throw CLIError("\(source): not a valid receipt: \(error.description)")

@@ -60,7 +60,7 @@ struct AuditQuorumTests {
 
             let viaProxy = setup.url + AuditHTTP.proxyPrefix
             let receipt = try await ws.quorumctl(
-                ["audit", "receipt", "@-", "--node", viaProxy] + trust, stdin: Array(allowed.receipt!.utf8))
+                ["audit", "receipt", "-", "--node", viaProxy] + trust, stdin: Array(allowed.receipt!.utf8))
             #expect(receipt.status == 0, "\(receipt)")
             #expect(receipt.stdout.hasPrefix("receipt: valid, allow of request \(allowID)"), "\(receipt)")
             #expect(receipt.stdout.contains("decision: allow of POST /openai/v1/chat/completions"), "\(receipt)")
