@@ -105,6 +105,22 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         var lastForward = ContinuousClock.now
         var started = false
 
+        /// The node that holds the highest term, when another: this node defers to it as long as
+        /// it is live (until `yieldUntil`), so two nodes that disagree on who should sequence do
+        /// not take the term from each other again and again.
+        var yieldTo: UInt16?
+        var yieldUntil = ContinuousClock.now
+
+        /// Records that `term` is the highest seen; a term of another node makes this one give up
+        /// its own and defer to that node for `duration`.
+        mutating func follow(_ term: UInt64, this nodeID: UInt16, for duration: Duration) {
+            let proposer = ReplicaRules.proposer(of: term)
+            guard proposer != nodeID else { return }
+            self.term = nil
+            yieldTo = proposer
+            yieldUntil = .now + duration
+        }
+
         /// What decisions read, without the pending pool: a copy of the whole state would copy
         /// the pool as soon as the state changes while the copy lives.
         var summary: Summary {
@@ -443,7 +459,8 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                                 state.highestTerm = acceptance.highestTerm
                                 state.staged = acceptance.staged
                                 state.lastProgress = .now
-                                if ReplicaRules.proposer(of: acceptance.highestTerm) != self.nodeID { state.term = nil }
+                                state.follow(
+                                    acceptance.highestTerm, this: self.nodeID, for: self.configuration.suspicion)
                             }
                         }
                         return decision
@@ -669,6 +686,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             let core = core
             let writing = writing
             let nodeID = nodeID
+            let suspicion = configuration.suspicion
             promised = try await threadPool.runIfActive {
                 try writing.withLock { () throws -> Bool in
                     let state = core.withLockedValue { $0.summary }
@@ -680,7 +698,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
                     try log.writeCompanion(batch)
                     core.withLockedValue { state in
                         state.highestTerm = highest
-                        if ReplicaRules.proposer(of: highest) != nodeID { state.term = nil }
+                        state.follow(highest, this: nodeID, for: suspicion)
                     }
                     return true
                 }
@@ -927,12 +945,20 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
     /// The live peers, ascending.
     private func livePeers() -> [UInt16] { membership.membership.peersUp }
 
-    /// The sequencer this node expects: the lowest id among itself (unless stopped) and the live
+    /// The sequencer this node expects: the node holding the highest term while it is live (for
+    /// a while after it claimed it), else the lowest id among itself (unless stopped) and the live
     /// peers, less those it suspects.
     func expectedSequencer() -> UInt16 {
         let now = ContinuousClock.now
-        let (stopped, suspected) = core.withLockedValue { ($0.stopped, $0.suspected) }
-        var candidates = livePeers().filter { (suspected[$0] ?? now) <= now }
+        let (stopped, suspected, yieldTo, yieldUntil) = core.withLockedValue {
+            ($0.stopped, $0.suspected, $0.yieldTo, $0.yieldUntil)
+        }
+        let live = livePeers()
+        // The holder of the highest term, while it is live and not suspected, keeps sequencing.
+        if let yieldTo, now < yieldUntil, live.contains(yieldTo), (suspected[yieldTo] ?? now) <= now {
+            return yieldTo
+        }
+        var candidates = live.filter { (suspected[$0] ?? now) <= now }
         if stopped == nil { candidates.append(nodeID) }
         return candidates.min() ?? 0
     }
