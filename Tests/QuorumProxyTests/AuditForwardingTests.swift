@@ -90,7 +90,7 @@ struct AuditForwardingTests {
 
                 var request = HTTPClientRequest(url: proxy.proxyURL + Self.prefix + "/tile/0/000")
                 request.method = .GET
-                let response = try await proxy.client.execute(request, timeout: .seconds(10))
+                let response = try await proxy.client.execute(request, timeout: .seconds(30))
                 let bytes = Array(try await response.body.collect(upTo: 1 << 20).readableBytesView)
                 #expect(response.status.code == 200)
                 #expect(bytes == (try log.log.hashTile(level: 0, index: 0)))
