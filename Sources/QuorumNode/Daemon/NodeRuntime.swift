@@ -192,6 +192,16 @@ public final class NodeRuntime: Sendable {
         metrics.sample(
             poolDepth: signing.poolDepth, peers: membership.membership.peers.values.sorted { $0.nodeID < $1.nodeID })
         certificateExpiry.sample()
+        if let status = log.status() {
+            // The log holds only entries a quorum checkpoint covers, so its size is the
+            // checkpoint's; what gossip brought in and no checkpoint covers yet is the lag.
+            metrics.log.logSize(status.logSize)
+            if status.checkpointAt > 0 {
+                metrics.log.checkpoint(
+                    size: status.logSize, signedAt: Date(timeIntervalSince1970: Double(status.checkpointAt) / 1000))
+            }
+            metrics.log.gossipLag(status.pending)
+        }
         metrics.log.sample(now: Date())
     }
 

@@ -162,7 +162,8 @@ public final class LogMetrics: Sendable {
         sample(now: Date())
     }
 
-    /// The node is `entries` entries behind the longest log it has heard of.
+    /// `entries` entries reached this node (by submission or gossip) that no quorum checkpoint
+    /// covers yet: how far the log trails what the cluster has been told.
     public func gossipLag(_ entries: UInt64) {
         Gauge(label: Names.gossipLag, factory: factory).record(Int64(clamping: entries))
     }
