@@ -191,7 +191,8 @@ struct BenchLog: ParsableCommand {
                     }
                     from += UInt64(fetched.entries.count)
                 }
-                seen = size
+                // What could not be fetched now is fetched at the next poll.
+                seen = from
             }
         }
         var lag = Duration.zero
