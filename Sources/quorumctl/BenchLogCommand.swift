@@ -191,8 +191,7 @@ struct BenchLog: ParsableCommand {
                     }
                     from += UInt64(fetched.entries.count)
                 }
-                // What could not be fetched now is fetched at the next poll.
-                seen = from
+                seen = size
             }
         }
         var lag = Duration.zero

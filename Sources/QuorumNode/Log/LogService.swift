@@ -547,20 +547,13 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             return
         }
         let head = TreeHead(size: checkpoint.size, root: checkpoint.rootHash)
-        do {
-            // The publication can overtake this node's own staging of the batch it covers (the
-            // sequencer publishes once k signers answered): give the staging a moment to land
-            // before fetching the entries from a peer.
-            for attempt in 0..<3 {
-                guard try await apply(note, head: head, verifier: verifier, origin: origin) else { return }
-                if attempt < 2 { try await Task.sleep(for: .milliseconds(100)) }
-            }
-        } catch {
+        let needsCatchUp: Bool
+        do { needsCatchUp = try await apply(note, head: head, verifier: verifier, origin: origin) } catch {
             logger.error(
                 "cannot apply a published checkpoint", metadata: ["size": "\(head.size)", "error": "\(error)"])
             return
         }
-        startCatchUp()
+        if needsCatchUp { startCatchUp() }
     }
 
     /// Applies a verified quorum checkpoint; true when the node must catch up to it.
@@ -790,7 +783,6 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         let holders = answers.filter { $0.value.logSize > replicated.log.size }.sorted {
             $0.value.logSize > $1.value.logSize
         }.map(\.key)
-        guard !holders.isEmpty else { return }
         logger.info(
             "catching up",
             metadata: ["from": "\(replicated.log.size)", "to": "\(target.head.size)", "peers": "\(holders)"])
@@ -992,10 +984,6 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         }
         guard !catchingUp else { return }
         guard let term else {
-            // Too few nodes live to promise a term (at start, before membership has heard from
-            // the peers): claiming would only raise this node's own term, and refuse the batches
-            // of the node that does become sequencer.
-            guard livePeers().count + 1 >= keys.signingGroup.minSigners else { return }
             await claimTerm(keys)
             return
         }
@@ -1218,11 +1206,9 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             let answered = await send(batch, to: targets, signers: Set(commitments.map(\.nodeID)))
             for (id, response) in answered.accepted { round.accepted[id] = response }
             for (id, refusal) in answered.refused { round.refused[id] = refusal }
-            if let (refuser, refusal) = answered.refused.first(where: { $0.value.reason == .staleTerm }) {
+            if answered.refused.values.contains(where: { $0.reason == .staleTerm }) {
                 core.withLockedValue { $0.term = nil }
-                logger.info(
-                    "a newer term exists; claiming again",
-                    metadata: ["term": "\(term)", "node": "\(refuser)", "refusal": "\(refusal)"])
+                logger.info("a newer term exists; claiming again", metadata: ["term": "\(term)"])
                 return
             }
             guard let own = round.accepted[nodeID] else {
