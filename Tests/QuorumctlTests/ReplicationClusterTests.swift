@@ -120,6 +120,62 @@ struct ReplicationClusterTests {
         }
     }
 
+    @Test("A batch staged but never published (its sequencer died mid-batch) is proposed again, unchanged, by the next")
+    func stagedBatchIsProposedAgain() async throws {
+        try await ReplicatedCluster.with { cluster in
+            // The pushed bundle's entry is logged first, then the sequencer (node 1) dies.
+            #expect(try await eventually(within: .seconds(60)) { (try? await cluster.status(2))?.logSize ?? 0 >= 1 })
+            await cluster.cluster.daemons[1]?.crash()
+            #expect(try await eventually(within: .seconds(30)) { (try? await cluster.status(3))?.sequencer == 2 })
+
+            // As node 1 (its certificate), stage a batch on nodes 2 and 3 only, under a term above
+            // every term they saw, and never publish it: a sequencer that died mid-batch.
+            let dead = try SigningClusterTests.client(cluster.cluster, as: .node(id: 1))
+            let entries = try cluster.receiptEntries("req_orphan", count: 3)
+            var staged: LogBatchResponse?
+            for _ in 0..<5 where staged == nil {
+                let two = try await cluster.status(2)
+                let three = try await cluster.status(3)
+                guard two.logSize == three.logSize, two.logRoot == three.logRoot else { continue }
+                let term = ReplicaRules.term(after: max(two.highestTerm, three.highestTerm) + (8 << 16), for: 1)
+                var slots: [SignerSlot] = []
+                for id: UInt16 in [2, 3, 4] {
+                    let answer = try await dead.ask(
+                        cluster.deciding.node(id), try CommitmentsRequest(count: 1),
+                        expecting: CommitmentsResponse.self, deadline: .seconds(30))
+                    let commitment = try #require(answer.commitments.first)
+                    slots.append(
+                        try SignerSlot(
+                            identifier: id, bootEpoch: answer.bootEpoch, nonceID: commitment.nonceID,
+                            commitment: commitment.commitment))
+                }
+                let batch = try LogBatch(
+                    term: term, proposer: 1, baseSize: two.logSize, baseRoot: two.logRoot, entries: entries,
+                    signers: slots)
+                let answers = try await [2, 3].asyncMap { id in
+                    try? await dead.ask(
+                        cluster.deciding.node(UInt16(id)), batch, expecting: LogBatchResponse.self,
+                        deadline: .seconds(30))
+                }
+                if let first = answers[0], let second = answers[1], first.root == second.root {
+                    #expect(!first.share.isEmpty && !second.share.isEmpty, "the signers gave their shares")
+                    staged = first
+                }
+            }
+            let orphan = try #require(staged, "nodes 2 and 3 did not stage the batch")
+
+            // Node 2, the sequencer now, claims a higher term, finds the staged batch and proposes
+            // it again: the checkpoint of that size has exactly the root nodes 2 and 3 signed.
+            let logged = try await cluster.waitUntilLogged(entries, on: [2, 3, 4], within: .seconds(60))
+            #expect(logged, "the staged batch was not proposed again:\n\(cluster.cluster.logs)")
+            let note = try #require(try cluster.storedLog(4).log.checkpoint(at: orphan.size))
+            #expect(try Checkpoint.parse(note.text).rootHash == orphan.root)
+            #expect(cluster.cluster.daemons[2]!.stderr.contains("proposing a staged batch again"))
+            try await Self.expectConsistent(cluster, [2, 3, 4], holding: entries)
+            await cluster.cluster.stopAll()
+        }
+    }
+
     @Test("A node cut off (SIGSTOP) for many batches catches up when it resumes, and its root matches")
     func cutOffNodeCatchesUp() async throws {
         try await ReplicatedCluster.with { cluster in
@@ -227,6 +283,8 @@ struct ReplicationClusterTests {
                 cluster.deciding.node(1), LogStatusRequest(), expecting: LogStatusResponse.self, deadline: .seconds(30))
             let connection = try await gossip.connect(
                 host: "127.0.0.1", port: cluster.cluster.ports[0], expecting: .node(id: 1))
+            // Sent twice: the same fork is one piece of evidence.
+            try await connection.send(oneWay: try CheckpointPublish(term: 1, note: forged.serialized))
             try await connection.send(oneWay: try CheckpointPublish(term: 1, note: forged.serialized))
             await connection.close()
 
@@ -234,7 +292,10 @@ struct ReplicationClusterTests {
                 !((try? cluster.storedLog(1).evidence()) ?? []).isEmpty
             }
             #expect(caught, "no evidence kept:\n\(cluster.cluster.daemons[1]!.stderr)")
-            let evidence = try #require(try cluster.storedLog(1).evidence().first)
+            try await Task.sleep(for: .seconds(1))
+            let kept = try cluster.storedLog(1).evidence()
+            #expect(kept.count == 1, "\(kept.count) evidence records for one fork")
+            let evidence = try #require(kept.first)
             #expect(evidence.keyName == keyName)
             #expect(evidence.size == checkpoint.size)
             let roots = try [evidence.noteA, evidence.noteB].map {

@@ -519,9 +519,10 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
 
     // MARK: - Published checkpoints
 
-    /// Handles a checkpoint note from the sequencer (or this node as sequencer): its cosignatures
-    /// are checked for equivocation whatever else holds; if the group signed it, the staged batch
-    /// is appended with it, or the node catches up, or (its log has another root there) stops.
+    /// Handles a checkpoint note from the sequencer (or this node as sequencer): if the group
+    /// signed it, the staged batch is appended with it, or the node catches up, or (its log has
+    /// another root there) stops; then, whatever the group signature, its cosignatures are checked
+    /// for equivocation.
     func published(_ serialized: String, from source: String) async {
         guard let keys = keys() else { return }
         let groupKey = keys.groupKeyBytes
@@ -531,7 +532,16 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             logger.notice("unreadable checkpoint note", metadata: ["from": "\(source)", "error": "\(error)"])
             return
         }
+        // Applied first, so that the note is usually stored by the time its cosignatures are
+        // compared with what the log holds (nothing more to remember for them then).
+        let caughtUp = await applyIfQuorum(note, origin: origin, groupKey: groupKey, from: source)
         await observeCosignatures(in: note, origin: origin)
+        if !caughtUp { startCatchUp() }
+    }
+
+    /// Applies `note` if the group signed it; false when the node must catch up to it.
+    private func applyIfQuorum(_ note: SignedNote, origin: String, groupKey: [UInt8], from source: String) async -> Bool
+    {
         let verifier: NoteVerifier
         let checkpoint: Checkpoint
         do {
@@ -544,16 +554,23 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             logger.warning(
                 "a checkpoint that the group did not sign was refused",
                 metadata: ["from": "\(source)", "error": "\(error)"])
-            return
+            return true
         }
         let head = TreeHead(size: checkpoint.size, root: checkpoint.rootHash)
-        let needsCatchUp: Bool
-        do { needsCatchUp = try await apply(note, head: head, verifier: verifier, origin: origin) } catch {
+        do {
+            // The publication can overtake this node's own staging of the batch it covers (the
+            // sequencer publishes once k signers answered): give the staging a moment to land
+            // before fetching the entries from a peer.
+            for attempt in 0..<3 {
+                guard try await apply(note, head: head, verifier: verifier, origin: origin) else { return true }
+                if attempt < 2 { try await Task.sleep(for: .milliseconds(100)) }
+            }
+        } catch {
             logger.error(
                 "cannot apply a published checkpoint", metadata: ["size": "\(head.size)", "error": "\(error)"])
-            return
+            return true
         }
-        if needsCatchUp { startCatchUp() }
+        return false
     }
 
     /// Applies a verified quorum checkpoint; true when the node must catch up to it.
@@ -620,19 +637,20 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
 
     // MARK: - Equivocation
 
-    /// Checks every cosignature in `note` by a known node key of this log (`origin`) and remembers
-    /// it per key and size; another root for one key and size is kept as evidence and logged.
+    /// Checks every cosignature in `note` by a known node key of this log (`origin`) against
+    /// what the same key signed for the same size before: the quorum checkpoint stored at that
+    /// size (which carries the cosignatures of every node that took part), the log's root there,
+    /// or a cosignature remembered from an earlier note (only notes that agree with nothing the log
+    /// holds are remembered, so the records stay few). Another root for one key and size is
+    /// equivocation: both notes are kept as evidence and it is logged.
     func observeCosignatures(in note: SignedNote, origin: String) async {
         guard let checkpoint = try? Checkpoint.parse(note.text), checkpoint.origin == origin else { return }
-        var valid: [String] = []
+        var valid: [NoteVerifier] = []
         for (id, key) in identityKeys().sorted(by: { $0.key < $1.key }) {
-            guard let verifier = try? CheckpointNames.nodeVerifier(origin: origin, nodeID: id, identityKey: key)
+            guard let verifier = try? CheckpointNames.nodeVerifier(origin: origin, nodeID: id, identityKey: key),
+                Self.cosigned(note, by: verifier)
             else { continue }
-            let lines = note.signatures.filter { $0.name == verifier.name && $0.keyID == verifier.keyID }
-            guard !lines.isEmpty, let single = try? SignedNote(text: note.text, signatures: lines),
-                (try? single.verifiedSignatures(with: [verifier])) != nil
-            else { continue }
-            valid.append(verifier.name)
+            valid.append(verifier)
         }
         guard !valid.isEmpty else { return }
         let log = replicated.log
@@ -642,27 +660,41 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         let serialized = note.serialized
         let root = checkpoint.rootHash
         let size = checkpoint.size
-        let names = valid
+        let verifiers = valid
         do {
             try await threadPool.runIfActive {
                 try writing.withLock {
                     var batch = WriteBatch()
                     var number = try replicated.evidenceCount()
-                    for name in names {
-                        let recorded = try replicated.cosigned(keyName: name, size: size)
-                        switch ReplicaRules.observe(root: root, recorded: recorded?.root) {
+                    let stored = try log.checkpoint(at: size)
+                    let storedRoot = try stored.map { try Checkpoint.parse($0.text).rootHash }
+                    let logRoot = size <= log.size ? try log.root(at: size) : nil
+                    for verifier in verifiers {
+                        let name = verifier.name
+                        var earlier: (root: [UInt8], note: String)?
+                        if let stored, let storedRoot, storedRoot != root, Self.cosigned(stored, by: verifier) {
+                            // Kept once: the fork's root is remembered, and the same note again is no news.
+                            if try replicated.cosigned(keyName: name, size: size)?.root == root { continue }
+                            ReplicatedLog.cosign(keyName: name, size: size, root: root, note: serialized, into: &batch)
+                            earlier = (storedRoot, stored.serialized)
+                        } else if storedRoot == root || logRoot == root {
+                            continue
+                        } else {
+                            earlier = try replicated.cosigned(keyName: name, size: size)
+                        }
+                        switch ReplicaRules.observe(root: root, recorded: earlier?.root) {
                         case .same: continue
                         case .record:
                             ReplicatedLog.cosign(keyName: name, size: size, root: root, note: serialized, into: &batch)
                         case .equivocation:
                             let evidence = EquivocationEvidence(
-                                keyName: name, size: size, noteA: recorded!.note, noteB: serialized)
+                                keyName: name, size: size, noteA: earlier!.note, noteB: serialized)
                             ReplicatedLog.keep(evidence, number: number, into: &batch)
                             number += 1
                             logger.error(
                                 "equivocation: a node key cosigned two roots for one size; evidence kept",
                                 metadata: [
-                                    "key": "\(name)", "size": "\(size)", "root_a": "\(Hex.encode(recorded!.root))",
+                                    "key": "\(name)", "size": "\(size)", "root_a": "\(Hex.encode(earlier!.root))",
                                     "root_b": "\(Hex.encode(root))",
                                 ])
                         }
@@ -673,6 +705,13 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         } catch {
             logger.error("cannot record cosignatures", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Whether `note` carries a cosignature by `verifier`'s key that verifies.
+    static func cosigned(_ note: SignedNote, by verifier: NoteVerifier) -> Bool {
+        let lines = note.signatures.filter { $0.name == verifier.name && $0.keyID == verifier.keyID }
+        guard !lines.isEmpty, let single = try? SignedNote(text: note.text, signatures: lines) else { return false }
+        return (try? single.verifiedSignatures(with: [verifier])) != nil
     }
 
     // MARK: - Status and fetch
@@ -783,6 +822,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         let holders = answers.filter { $0.value.logSize > replicated.log.size }.sorted {
             $0.value.logSize > $1.value.logSize
         }.map(\.key)
+        guard !holders.isEmpty else { return }
         logger.info(
             "catching up",
             metadata: ["from": "\(replicated.log.size)", "to": "\(target.head.size)", "peers": "\(holders)"])
@@ -984,6 +1024,10 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         }
         guard !catchingUp else { return }
         guard let term else {
+            // Too few nodes live to promise a term (at start, before membership has heard from
+            // the peers): claiming would only raise this node's own term, and refuse the batches
+            // of the node that does become sequencer.
+            guard livePeers().count + 1 >= keys.signingGroup.minSigners else { return }
             await claimTerm(keys)
             return
         }
@@ -1206,9 +1250,11 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
             let answered = await send(batch, to: targets, signers: Set(commitments.map(\.nodeID)))
             for (id, response) in answered.accepted { round.accepted[id] = response }
             for (id, refusal) in answered.refused { round.refused[id] = refusal }
-            if answered.refused.values.contains(where: { $0.reason == .staleTerm }) {
+            if let (refuser, refusal) = answered.refused.first(where: { $0.value.reason == .staleTerm }) {
                 core.withLockedValue { $0.term = nil }
-                logger.info("a newer term exists; claiming again", metadata: ["term": "\(term)"])
+                logger.info(
+                    "a newer term exists; claiming again",
+                    metadata: ["term": "\(term)", "node": "\(refuser)", "refusal": "\(refusal)"])
                 return
             }
             guard let own = round.accepted[nodeID] else {

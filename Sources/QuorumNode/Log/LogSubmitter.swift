@@ -3,10 +3,11 @@ import NIOConcurrencyHelpers
 import QuorumProtocol
 
 /// Sends log entries (a proxy's receipts) to every node, off the caller's path: ``submit(_:)``
-/// only queues; one sender at a time takes everything queued (up to ``LogLimits/maximumSubmitted``)
-/// and sends it as one ``LogSubmit`` to all nodes at once, so under load many receipts share a
-/// round trip. Every node keeps what it accepts and gossips it on, so an entry one node missed
-/// still reaches the others; a node that refuses or cannot be reached is logged.
+/// only queues; one sender at a time takes everything queued (up to ``LogLimits/maximumSubmitted``
+/// entries and ``LogLimits/maximumBatchBytes``) and sends it as one ``LogSubmit`` to all nodes at
+/// once, so under load many receipts share a round trip. Every node keeps what it accepts and
+/// gossips it on, so an entry one node missed still reaches the others; a node that refuses or
+/// cannot be reached is logged.
 public final class LogSubmitter: Sendable {
     private struct Queue {
         var entries: [[UInt8]] = []
@@ -71,9 +72,16 @@ public final class LogSubmitter: Sendable {
     private func drain() async {
         while true {
             let batch = queue.withLockedValue { queue -> [[UInt8]] in
-                let taken = Array(queue.entries.prefix(LogLimits.maximumSubmitted))
-                queue.entries.removeFirst(taken.count)
-                return taken
+                // At most 1024 entries and 2 MiB of them, well within a frame.
+                var taken = 0
+                var bytes = 0
+                for entry in queue.entries.prefix(LogLimits.maximumSubmitted) {
+                    guard taken == 0 || bytes + entry.count <= LogLimits.maximumBatchBytes else { break }
+                    taken += 1
+                    bytes += entry.count + 4
+                }
+                defer { queue.entries.removeFirst(taken) }
+                return Array(queue.entries.prefix(taken))
             }
             guard !batch.isEmpty else {
                 let waiters = queue.withLockedValue { queue -> [CheckedContinuation<Void, Never>] in
