@@ -43,6 +43,8 @@ struct ClusterExampleTests {
             #expect(node.peers.map(\.id) == others.map(\.id), "node \(id)'s peers")
             #expect(node.peers.map(\.address) == others.map(\.address), "node \(id)'s peer addresses")
             #expect(node.operatorKeys.count == 1)
+            #expect(node.audit?.host == "0.0.0.0" && node.audit?.port == 7301, "node \(id) serves the audit API")
+            #expect(node.telemetry.metricsListen == NodeAddress(host: "127.0.0.1", port: 9101))
         }
     }
 
@@ -58,6 +60,8 @@ struct ClusterExampleTests {
         #expect(cluster.group == "/etc/quorum/group.json")
         #expect(cluster.effectiveSignerBudget < cluster.decisionTimeout / 2)
         #expect(proxy.tls?.listen == NodeAddress(host: "0.0.0.0", port: 8443))
+        #expect(proxy.audit?.nodes == (1...4).map { "http://node\($0).quorum.example:7301" })
+        #expect(proxy.telemetry.metricsListen == NodeAddress(host: "127.0.0.1", port: 9100))
         let nodeKeys = Set(try Self.nodes().flatMap(\.operatorKeys))
         #expect(nodeKeys.count == 1, "every node trusts the same operator key")
         #expect(Set(proxy.trustedSigners) == nodeKeys, "the proxy trusts the key the nodes trust")
