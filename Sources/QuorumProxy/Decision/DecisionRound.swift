@@ -80,6 +80,15 @@ public struct DecisionRound: Sendable {
         case deny(reasons: [NodeReason], receipt: (claims: ReceiptClaims, signature: [UInt8])?)
         /// No decision: fewer than k answers, or an allow that could not be signed in time.
         case unavailable(reason: String)
+
+        /// The claims of the receipt this outcome makes, if it makes one.
+        public var receiptClaims: ReceiptClaims? {
+            switch self {
+            case .allow(let claims, _, _, _): claims
+            case .deny(_, let receipt): receipt?.claims
+            case .unavailable: nil
+            }
+        }
     }
 
     /// How many sign request rounds a decision may take after the optimistic one.

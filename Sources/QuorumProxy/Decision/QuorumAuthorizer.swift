@@ -236,7 +236,7 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
                 authorization: .unavailable(reason: "the decision round ended without a decision"), timings: timings)
         }
         let authorization = finish(outcome, call: call, allowed: allowed)
-        submitReceipt(authorization, request: request, verdicts: verdicts)
+        submitReceipt(authorization, claims: outcome.receiptClaims, request: request, verdicts: verdicts)
         let finished = ContinuousClock.now
         switch authorization {
         case .allow, .answer: timings.credential = finished - decided
@@ -260,13 +260,14 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
     }
 
     /// Hands the receipt `authorization` carries (if any) to the log submitter, as a receipt entry
-    /// with the logged request and the signed verdicts that reached the receipt's decision. It
+    /// with the logged request and the signed verdicts that reached the receipt's decision
+    /// (`claims`, the round's, so the receipt just made is not parsed again). It
     /// only queues: the agent's answer never waits on the log.
     private func submitReceipt(
-        _ authorization: CallAuthorization, request: DecideRequest,
+        _ authorization: CallAuthorization, claims: ReceiptClaims?, request: DecideRequest,
         verdicts: [UInt16: (signed: SignedVerdict, decision: [UInt8])]
     ) {
-        guard let log = parts.log else { return }
+        guard let log = parts.log, let claims else { return }
         let compact: String?
         switch authorization {
         case .allow(let call): compact = call.receipt
@@ -274,8 +275,8 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         case .deny(let call): compact = call.receipt
         case .unavailable: compact = nil
         }
-        guard let compact, let receipt = try? Receipt(parsing: compact) else { return }
-        let decision = receipt.claims.decisionDigest
+        guard let compact else { return }
+        let decision = claims.decisionDigest
         let entry = ReceiptEntry(
             receipt: compact, request: LoggedRequest(request),
             verdicts: verdicts.values.filter { $0.decision == decision }.map(\.signed))
