@@ -67,7 +67,7 @@ if [[ -d "$QL_STATE" ]]; then
     done
 fi
 
-for namespace in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^ql-n[0-9][0-9]*$'); do
+for namespace in $(ql_namespaces); do
     ip netns delete "$namespace" || {
         echo "down.sh: cannot delete namespace $namespace" >&2
         failed=1

@@ -49,6 +49,16 @@ ql_require_namespaces() {
     ip netns delete "$probe" 2>/dev/null || true
 }
 
+# The namespaces of the testnet that is up, one per line (none when none is).
+ql_namespaces() { ip netns list 2>/dev/null | awk '{print $1}' | grep '^ql-n[0-9][0-9]*$' || true; }
+
+# The pids of the processes that run in the testnet's namespaces, space-separated; empty when its
+# nodes are gone (the testnet is stale).
+ql_live_processes() {
+    local namespace
+    for namespace in $(ql_namespaces); do ip netns pids "$namespace" 2>/dev/null || true; done | tr '\n' ' ' | sed 's/ $//'
+}
+
 # The state file's variables (QL_NODES, QL_DIR, QL_BIN), or exit 1 when no testnet is up.
 ql_load_state() {
     [[ -f "$QL_STATE/state" ]] || ql_die "no fault testnet is up (no $QL_STATE/state); start one with testnets/netns/up.sh"

@@ -56,8 +56,15 @@ if ! [[ "$nodes" =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes > 253)); then ql_die "--
 ql_require_namespaces
 [[ "$QL_SUBNET" =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] ||
     ql_die "QL_NETNS_SUBNET '$QL_SUBNET': expected the first three octets of a /24, as 10.77.0"
-if [[ -e "$QL_STATE/state" ]] || ip link show "$QL_BRIDGE" >/dev/null 2>&1 || ip netns list | grep -q '^ql-n[0-9]'; then
-    ql_die "a fault testnet is already up on this machine ($QL_STATE/state, bridge $QL_BRIDGE or namespaces ql-n*); stop it first with $here/down.sh"
+# One testnet per machine. What an earlier one left behind (its run was killed before down.sh:
+# a test run cut off at its time limit, a reboot of the container) is taken down first; a testnet
+# whose namespaces still run processes is someone's, and is left alone.
+if [[ -e "$QL_STATE/state" ]] || ip link show "$QL_BRIDGE" >/dev/null 2>&1 || ql_namespaces | grep -q .; then
+    live="$(ql_live_processes)"
+    [[ -z "$live" ]] ||
+        ql_die "a fault testnet is already up on this machine (processes $live run in its namespaces); stop it first with $here/down.sh"
+    echo "up.sh: taking down a stale fault testnet (no process runs in its namespaces) left by an earlier run" >&2
+    "$here/down.sh" >&2 || ql_die "could not take down the stale fault testnet (down.sh said why above); remove it by hand"
 fi
 subnet16="${QL_SUBNET%.*}.0.0/16"
 # Refuse a range the machine already uses: an address on it, or a route to it other than default.
