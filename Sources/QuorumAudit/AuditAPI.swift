@@ -126,6 +126,9 @@ public struct AuditAPI: Sendable {
         case .evidence:
             let document = EvidenceDocument(evidence: try source.evidence())
             return AuditAnswer(contentType: AuditAnswer.json, cacheControl: "no-cache", body: document.json)
+        case .unlogged:
+            let document = UnloggedDocument(decisions: try source.unlogged())
+            return AuditAnswer(contentType: AuditAnswer.json, cacheControl: "no-cache", body: document.json)
         }
     }
 

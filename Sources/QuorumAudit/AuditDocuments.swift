@@ -260,6 +260,62 @@ public struct EvidenceDocument: Sendable, Equatable {
     }
 }
 
+/// `GET unlogged`: the node's decisions whose receipts did not reach its log in time, oldest first.
+public struct UnloggedDocument: Sendable, Equatable {
+    /// The decisions, as the source reported them.
+    public let decisions: [UnloggedDecision]
+
+    /// A document listing `decisions`.
+    public init(decisions: [UnloggedDecision]) { self.decisions = decisions }
+
+    /// Canonical JSON, newline-terminated:
+    /// `{"unlogged":[{request_id,decided_at,decision,decryption_share}]}`, `decided_at` in
+    /// milliseconds since the Unix epoch, `decision` `allow` or `deny`, `decryption_share`
+    /// `given` or `none`.
+    public var json: [UInt8] {
+        CanonicalJSON.encode(
+            .object([
+                "unlogged": .array(
+                    decisions.map {
+                        .object([
+                            "request_id": .string($0.requestID), "decided_at": .integer($0.decidedAt),
+                            "decision": .string($0.allow ? "allow" : "deny"),
+                            "decryption_share": .string($0.decryptionShare ? "given" : "none"),
+                        ])
+                    })
+            ])) + [0x0a]
+    }
+
+    /// Reads a document the API served.
+    public init(json bytes: [UInt8]) throws(AuditDocumentError) {
+        let reader = try DocumentReader(bytes)
+        guard case .array(let items) = reader.members["unlogged"] else {
+            throw AuditDocumentError("unlogged", "missing or not an array")
+        }
+        var decisions: [UnloggedDecision] = []
+        for (index, item) in items.enumerated() {
+            guard case .object(let members) = item else {
+                throw AuditDocumentError("unlogged[\(index)]", "not an object")
+            }
+            let entry = DocumentReader(members: members)
+            func choice(_ key: String, _ yes: String, _ no: String) throws(AuditDocumentError) -> Bool {
+                switch try entry.string(key) {
+                case yes: return true
+                case no: return false
+                case let other:
+                    throw AuditDocumentError("unlogged[\(index)].\(key)", "\"\(other)\"; expected \(yes) or \(no)")
+                }
+            }
+            decisions.append(
+                UnloggedDecision(
+                    requestID: try entry.string("request_id"), decidedAt: Int64(clamping: try entry.number("decided_at")),
+                    allow: try choice("decision", "allow", "deny"),
+                    decryptionShare: try choice("decryption_share", "given", "none")))
+        }
+        self.init(decisions: decisions)
+    }
+}
+
 extension DocumentReader {
     init(members: [String: CanonicalJSON.Value]) { self.members = members }
 }

@@ -64,6 +64,8 @@ public enum AuditRoute: Sendable, Equatable {
     case receipt(requestID: String)
     /// `evidence`: equivocation evidence the node holds.
     case evidence
+    /// `unlogged`: the node's decisions whose receipts did not reach the log.
+    case unlogged
 
     /// Whether the route reads a query string (the proofs); the others refuse one.
     public var takesQuery: Bool {
@@ -97,6 +99,7 @@ public enum AuditRoute: Sendable, Equatable {
         case .consistencyProof: "proof/consistency"
         case .receipt(let requestID): "receipts/" + AuditRoute.percentEncode(requestID)
         case .evidence: "evidence"
+        case .unlogged: "unlogged"
         }
     }
 
@@ -110,6 +113,7 @@ public enum AuditRoute: Sendable, Equatable {
         switch segments.first {
         case "checkpoint" where segments.count == 1: return .checkpoint
         case "evidence" where segments.count == 1: return .evidence
+        case "unlogged" where segments.count == 1: return .unlogged
         case "proof" where segments.count == 2 && segments[1] == "inclusion": return .inclusionProof
         case "proof" where segments.count == 2 && segments[1] == "consistency": return .consistencyProof
         case "receipts" where segments.count == 2:
@@ -123,7 +127,8 @@ public enum AuditRoute: Sendable, Equatable {
         default:
             throw .notFound(
                 "no audit resource at /\(path); the API serves checkpoint, tile/<L>/<N>[.p/<W>], "
-                    + "tile/entries/<N>[.p/<W>], proof/inclusion, proof/consistency, receipts/<request-id> and evidence"
+                    + "tile/entries/<N>[.p/<W>], proof/inclusion, proof/consistency, receipts/<request-id>, evidence "
+                    + "and unlogged"
             )
         }
     }

@@ -26,4 +26,6 @@ public struct MerkleLogAuditSource: AuditLogSource {
     public func latestCheckpoint() throws -> SignedNote? { try log.latestCheckpoint() }
     public func receiptIndex(requestID: String) throws -> UInt64? { try lookup(requestID) }
     public func evidence() throws -> [EquivocationEvidence] { try held() }
+    /// None: a bare log has no decisions beside it.
+    public func unlogged() throws -> [UnloggedDecision] { [] }
 }

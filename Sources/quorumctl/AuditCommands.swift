@@ -15,7 +15,9 @@ struct Audit: ParsableCommand {
             (--cosigners, default ceremony.json beside --group). Exit status: 0 everything verified, 1 something \
             did not (a signature, a proof, a split view, an unreachable node), 2 bad input.
             """,
-        subcommands: [AuditCheckpoint.self, AuditReceipt.self, AuditMonitor.self, AuditReplay.self]
+        subcommands: [
+            AuditCheckpoint.self, AuditReceipt.self, AuditMonitor.self, AuditReplay.self, AuditUnlogged.self,
+        ]
     )
 }
 

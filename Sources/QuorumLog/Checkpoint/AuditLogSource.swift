@@ -25,6 +25,35 @@ public protocol AuditLogSource: Sendable {
     /// Every pair of valid cosignatures by one node key over different roots of one tree size that
     /// this node has seen, oldest first: proof that the key's holder signed a fork.
     func evidence() throws -> [EquivocationEvidence]
+
+    /// Decisions this node reached whose receipts never reached its log (nor its pool of entries
+    /// waiting for one) within the node's `replication.unlogged_after_ms`, oldest first: what a
+    /// proxy that keeps receipts out of the log leaves behind on every node that decided.
+    func unlogged() throws -> [UnloggedDecision]
+}
+
+/// A decision a node reached, in its own verdict, whose receipt did not reach the log in time.
+/// One node's record proves nothing by itself (a round that failed with fewer than k answers
+/// leaves one too); the same request id on k or more nodes that allowed means the proxy held a
+/// quorum's verdicts, and with a secret their decryption shares, and logged nothing.
+public struct UnloggedDecision: Sendable, Hashable {
+    /// The request id the decision is for.
+    public let requestID: String
+    /// When the node decided, in milliseconds since the Unix epoch.
+    public let decidedAt: Int64
+    /// Whether the node's verdict was an allow.
+    public let allow: Bool
+    /// Whether the node gave its decryption share of the route's sealed credential with the
+    /// verdict (an allow of a route that names a secret).
+    public let decryptionShare: Bool
+
+    /// A record of `requestID`.
+    public init(requestID: String, decidedAt: Int64, allow: Bool, decryptionShare: Bool) {
+        self.requestID = requestID
+        self.decidedAt = decidedAt
+        self.allow = allow
+        self.decryptionShare = decryptionShare
+    }
 }
 
 /// Two checkpoint notes of the same size with different roots, each carrying a valid cosignature

@@ -159,7 +159,9 @@ public struct NodeConfiguration: Sendable, Hashable {
     static let topKeys =
         ["node_id", "listen", "data_dir", "tls", "peers", "membership", "transport", "policy", "audit", "replication"]
         + TelemetrySettings.tables
-    static let replicationKeys = ["batch_interval_ms", "max_batch_entries", "max_pending", "failover_ms"]
+    static let replicationKeys = [
+        "batch_interval_ms", "max_batch_entries", "max_pending", "failover_ms", "unlogged_after_ms",
+    ]
     static let policyKeys = ["operator_keys", "max_clock_skew_ms"]
     static let tlsKeys = ["certificate", "private_key", "cluster_ca"]
     static let peerKeys = ["id", "address"]
@@ -305,6 +307,8 @@ public struct NodeConfiguration: Sendable, Hashable {
                 log["max_pending"], key: "replication.max_pending", default: 100_000)
             configuration.log.failoverAfter = .milliseconds(
                 try reader.milliseconds(log["failover_ms"], key: "replication.failover_ms", default: 5000))
+            configuration.log.unloggedAfter = .milliseconds(
+                try reader.milliseconds(log["unlogged_after_ms"], key: "replication.unlogged_after_ms", default: 60_000))
         }
         return configuration
     }

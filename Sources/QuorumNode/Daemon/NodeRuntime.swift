@@ -87,6 +87,8 @@ public final class NodeRuntime: Sendable {
     private let certificateExpiry: CertificateExpiryGauges
     /// The replicated audit log: entries in, sequencing, checkpoints, catch-up, evidence.
     public let log: LogService
+    /// Looks for the receipt of each of this node's decisions and records those never logged.
+    public let unloggedWatch: UnloggedWatch
     /// The log as the audit API reads it (entries, tiles, proofs, the newest quorum checkpoint,
     /// the receipt index, equivocation evidence).
     public var auditLog: ReplicatedLog { log.replicated }
@@ -156,6 +158,9 @@ public final class NodeRuntime: Sendable {
             throw NodeRuntimeError("\(replicated.path): cannot read the log's replica records: \(error)")
         }
         self.log = log
+        unloggedWatch = UnloggedWatch(
+            store: store, replicated: replicated, after: configuration.log.unloggedAfter, metrics: metrics.log,
+            logger: logger)
         // Every node installing a bundle, or committing a ceremony, makes the same entry, so the
         // log holds it once.
         verdicts.onBundleInstalled { entry in log.submitLocal(.bundle(entry)) }
@@ -206,7 +211,8 @@ public final class NodeRuntime: Sendable {
     }
 
     /// The node's long-running services, for one `ServiceGroup`: the listener (calling
-    /// `onListening` with the bound port), membership and log replication. Any ending stops the
+    /// `onListening` with the bound port), membership, log replication and the watch for
+    /// unlogged decisions. Any ending stops the
     /// group.
     public func services(
         onListening: @escaping @Sendable (Int) throws -> Void = { _ in }
@@ -216,6 +222,7 @@ public final class NodeRuntime: Sendable {
             .init(service: listener, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: membership, successTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: log, successTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: unloggedWatch, successTerminationBehavior: .gracefullyShutdownGroup),
         ]
     }
 

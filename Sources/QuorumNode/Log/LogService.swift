@@ -55,6 +55,8 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         public var suspicion: Duration = .seconds(30)
         /// How often a node with nothing else to catch up asks its peers whether it is behind.
         public var catchUpProbe: Duration = .seconds(10)
+        /// How long after deciding a node expects the decision's receipt in the log (``UnloggedWatch``).
+        public var unloggedAfter: Duration = .seconds(60)
 
         /// The defaults.
         public init() {}

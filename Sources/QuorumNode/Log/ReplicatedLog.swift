@@ -17,6 +17,8 @@ import QuorumProtocol
 /// | `receipts` | request id | the receipt entry's leaf index (u64) |
 /// | `cosigned` | key name ‖ 0x00 ‖ size (u64) | the root a node key was seen cosigning for that size (32) ‖ the note |
 /// | `evidence` | number (u64) | an ``EquivocationEvidence`` record |
+/// | `unlogged` | decided at (ms, u64) ‖ request id | an ``UnloggedDecision``'s flags (1 byte: 1 allow, 2 decryption share) |
+/// | `replica` | `unlogged-through` | decisions made before this time (ms, i64) have been looked for in the log (``UnloggedWatch``) |
 ///
 /// A batch appended on a published checkpoint goes in one synced write with the checkpoint note,
 /// its receipt index records, the removal of its entries from `pending` and of the staged batch.
@@ -28,11 +30,17 @@ public final class ReplicatedLog: AuditLogSource, Sendable {
     static let receiptsFamily = "receipts"
     static let cosignedFamily = "cosigned"
     static let evidenceFamily = "evidence"
-    static let families = [pendingFamily, replicaFamily, signedFamily, receiptsFamily, cosignedFamily, evidenceFamily]
+    static let unloggedFamily = "unlogged"
+    static let families = [
+        pendingFamily, replicaFamily, signedFamily, receiptsFamily, cosignedFamily, evidenceFamily, unloggedFamily,
+    ]
+    /// The most ``UnloggedDecision`` records kept; beyond it the oldest go.
+    static let maximumUnlogged = 10_000
 
     static let termKey = Array("term".utf8)
     static let stagedKey = Array("staged".utf8)
     static let checkpointKey = Array("checkpoint".utf8)
+    static let unloggedThroughKey = Array("unlogged-through".utf8)
 
     /// The Merkle log: entries covered by quorum checkpoints, tiles, proofs, stored checkpoints.
     public let log: MerkleLog
@@ -70,7 +78,29 @@ public final class ReplicatedLog: AuditLogSource, Sendable {
         return found
     }
 
+    /// Every decision recorded as unlogged, oldest first.
+    public func unlogged() throws -> [UnloggedDecision] {
+        var found: [UnloggedDecision] = []
+        try log.scanCompanion(Self.unloggedFamily) { key, value in
+            guard key.count > 8, value.count == 1 else { return true }
+            found.append(
+                UnloggedDecision(
+                    requestID: String(decoding: key.dropFirst(8), as: UTF8.self),
+                    decidedAt: Int64(bitPattern: UInt64(bigEndianBytes: key.prefix(8))), allow: value[0] & 1 != 0,
+                    decryptionShare: value[0] & 2 != 0))
+            return true
+        }
+        return found
+    }
+
     // MARK: - Replica records
+
+    /// Decisions made before this time (ms) have been looked for in the log; nil before the first look.
+    func unloggedThrough() throws -> Int64? {
+        try log.companionValue(Self.replicaFamily, Self.unloggedThroughKey).map {
+            Int64(bitPattern: UInt64(bigEndianBytes: $0))
+        }
+    }
 
     /// The highest term seen.
     func highestTerm() throws -> UInt64 {
@@ -169,6 +199,28 @@ public final class ReplicatedLog: AuditLogSource, Sendable {
             }
         }
         if clearStaged { batch.delete(replicaFamily, stagedKey) }
+        return batch
+    }
+
+    /// The operations recording `found` as unlogged and every decision before `through` (ms) as
+    /// looked for, dropping the oldest records beyond ``maximumUnlogged`` (`kept` is how many there are).
+    func noteUnlogged(_ found: [UnloggedDecision], through: Int64, kept: Int) throws -> WriteBatch {
+        var batch = WriteBatch()
+        for decision in found {
+            let flags: UInt8 = (decision.allow ? 1 : 0) | (decision.decryptionShare ? 2 : 0)
+            batch.put(
+                Self.unloggedFamily,
+                UInt64(clamping: max(0, decision.decidedAt)).bigEndianBytes + Array(decision.requestID.utf8), [flags])
+        }
+        var excess = kept + found.count - Self.maximumUnlogged
+        if excess > 0 {
+            try log.scanCompanion(Self.unloggedFamily) { key, _ in
+                batch.delete(Self.unloggedFamily, key)
+                excess -= 1
+                return excess > 0
+            }
+        }
+        batch.put(Self.replicaFamily, Self.unloggedThroughKey, UInt64(bitPattern: through).bigEndianBytes)
         return batch
     }
 

@@ -85,6 +85,26 @@ public struct DecisionLedger: Sendable {
         return Record(digest: Array(value[0..<32]), signedAt: Int64(bitPattern: UInt64(bigEndianBytes: value[32...])))
     }
 
+    /// The request ids decided from `from` up to (excluding) `until` (ms since the Unix epoch), in
+    /// time order, with when: at most `limit` of them (a request id signed twice may appear twice).
+    public func decisions(
+        from: Int64, until: Int64, limit: Int
+    ) throws(NodeStoreError) -> [(requestID: String, at: Int64)] {
+        var found: [(requestID: String, at: Int64)] = []
+        guard until > from else { return found }
+        try store.scan(
+            .decisions, from: Self.timePrefix + UInt64(clamping: max(0, from)).bigEndianBytes,
+            until: Self.timePrefix + UInt64(clamping: max(0, until)).bigEndianBytes
+        ) { key, _ in
+            let stamp = key.dropFirst(Self.timePrefix.count)
+            guard stamp.count > 8 else { return true }
+            found.append(
+                (String(decoding: stamp.dropFirst(8), as: UTF8.self), Int64(bitPattern: UInt64(bigEndianBytes: stamp))))
+            return found.count < limit
+        }
+        return found
+    }
+
     /// Records that the node signed the message with SHA-256 `digest` for `requestID` at `at`, in
     /// one synced batch with its time-index entry.
     public func record(requestID: String, digest: [UInt8], at: Int64) throws(NodeStoreError) {

@@ -140,6 +140,19 @@ public final class NodeStore: Sendable {
             throw NodeStoreError(path: path, "cannot scan \(family.rawValue): \(error)")
         }
     }
+
+    /// Calls `body` with each key and value of `family` from the first key ≥ `from` up to
+    /// (excluding) `until`, in key order, until it returns false.
+    public func scan(
+        _ family: Family, from: [UInt8], until: [UInt8], _ body: (_ key: [UInt8], _ value: [UInt8]) throws -> Bool
+    ) throws(NodeStoreError) {
+        let database = try database
+        do { try database.scan(family.rawValue, from: from, until: until, body) } catch let error as NodeStoreError {
+            throw error
+        } catch {
+            throw NodeStoreError(path: path, "cannot scan \(family.rawValue): \(error)")
+        }
+    }
 }
 
 /// What a read-only look at a node's state store found (``NodeStore/inspect(dataDirectory:recordLimit:)``).

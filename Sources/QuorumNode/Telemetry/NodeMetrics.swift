@@ -139,6 +139,9 @@ public final class LogMetrics: Sendable {
         public static let checkpointAge = "quorum_node_checkpoint_age_seconds"
         /// Gauge: entries the node knows exist (from peers' checkpoints or gossip) but does not hold.
         public static let gossipLag = "quorum_node_gossip_lag_entries"
+        /// Counter `{decision}`: this node's decisions whose receipts did not reach the log in
+        /// `replication.unlogged_after_ms` (``UnloggedWatch``).
+        public static let unloggedDecisions = "quorum_node_unlogged_decisions_total"
     }
 
     private let factory: any MetricsFactory
@@ -166,6 +169,13 @@ public final class LogMetrics: Sendable {
     /// covers yet: how far the log trails what the cluster has been told.
     public func gossipLag(_ entries: UInt64) {
         Gauge(label: Names.gossipLag, factory: factory).record(Int64(clamping: entries))
+    }
+
+    /// `count` more of this node's decisions (`allow` or `deny`) were found without a receipt in the log.
+    public func unlogged(decision: String, count: Int) {
+        guard count > 0 else { return }
+        Counter(label: Names.unloggedDecisions, dimensions: [("decision", decision)], factory: factory)
+            .increment(by: Int64(count))
     }
 
     /// Updates the checkpoint's age, if a checkpoint was reported.
