@@ -63,4 +63,28 @@ struct AuditRouteTests {
         #expect(AuditRoute.receipt(requestID: "req_01/x").path == "receipts/req_01%2Fx")
         #expect(try AuditRoute.parse("receipts/req-1.a~b") == .receipt(requestID: "req-1.a~b"))
     }
+
+    @Test("unlogged parses, takes no query, and its document round-trips; a bad member is named")
+    func unlogged() throws {
+        #expect(try AuditRoute.parse("unlogged") == .unlogged)
+        #expect(AuditRoute.unlogged.path == "unlogged")
+        #expect(throws: AuditRequestError.self) { try AuditRoute.unlogged.checkQuery("since=1") }
+        let decisions = [
+            UnloggedDecision(requestID: "req_a", decidedAt: 1_790_000_000_000, allow: true, decryptionShare: true),
+            UnloggedDecision(requestID: "req_b", decidedAt: 1_790_000_000_500, allow: false, decryptionShare: false),
+        ]
+        let json = UnloggedDocument(decisions: decisions).json
+        #expect(
+            String(decoding: json, as: UTF8.self)
+                == #"{"unlogged":[{"decided_at":1790000000000,"decision":"allow","decryption_share":"given","request_id":"req_a"},"#
+                + #"{"decided_at":1790000000500,"decision":"deny","decryption_share":"none","request_id":"req_b"}]}"# + "\n")
+        #expect(try UnloggedDocument(json: json).decisions == decisions)
+        let bad = Array(#"{"unlogged":[{"decided_at":1,"decision":"maybe","decryption_share":"none","request_id":"r"}]}"#.utf8)
+        #expect {
+            try UnloggedDocument(json: bad)
+        } throws: {
+            "\($0)".contains("unlogged[0].decision") && "\($0)".contains("maybe")
+        }
+    }
 }
+

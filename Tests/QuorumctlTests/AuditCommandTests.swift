@@ -16,6 +16,7 @@ struct ServedNote: AuditLogSource {
     func latestCheckpoint() throws -> SignedNote? { note }
     func receiptIndex(requestID: String) throws -> UInt64? { nil }
     func evidence() throws -> [EquivocationEvidence] { [] }
+    func unlogged() throws -> [UnloggedDecision] { [] }
 }
 
 /// Logs signed by the group a dealer keygen wrote into the workspace (`keys/`), cosigned by four

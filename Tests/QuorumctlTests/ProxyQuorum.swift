@@ -83,7 +83,7 @@ final class ProxyQuorum: @unchecked Sendable {
     /// kills what is left afterwards.
     static func with(
         bundle: (Int) -> String, decisionTimeoutMilliseconds: Int = 3000, telemetry: Bool = false,
-        audit: Bool = false, _ body: (ProxyQuorum) async throws -> Void
+        audit: Bool = false, unloggedAfterMilliseconds: Int? = nil, _ body: (ProxyQuorum) async throws -> Void
     ) async throws {
         try await Workspace.with { workspace in
             let trusted = try VerdictClusterTests.operatorKey(workspace, "operator-key.json")
@@ -120,6 +120,14 @@ final class ProxyQuorum: @unchecked Sendable {
                     let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
                     try workspace.write(
                         "node-\(id).toml", config + "\n[audit]\nlisten = \"127.0.0.1:\(auditPorts[id - 1])\"\n")
+                }
+            }
+            if let unloggedAfterMilliseconds {
+                for id in 1...cluster.size {
+                    let config = String(decoding: try workspace.read("node-\(id).toml"), as: UTF8.self)
+                    try workspace.write(
+                        "node-\(id).toml",
+                        config + "\n[replication]\nunlogged_after_ms = \(unloggedAfterMilliseconds)\n")
                 }
             }
             try await cluster.startAll()
