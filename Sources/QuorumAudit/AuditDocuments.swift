@@ -308,7 +308,8 @@ public struct UnloggedDocument: Sendable, Equatable {
             }
             decisions.append(
                 UnloggedDecision(
-                    requestID: try entry.string("request_id"), decidedAt: Int64(clamping: try entry.number("decided_at")),
+                    requestID: try entry.string("request_id"),
+                    decidedAt: Int64(clamping: try entry.number("decided_at")),
                     allow: try choice("decision", "allow", "deny"),
                     decryptionShare: try choice("decryption_share", "given", "none")))
         }

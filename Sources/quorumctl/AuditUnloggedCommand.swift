@@ -56,12 +56,14 @@ struct AuditUnlogged: ParsableCommand {
             let reported = reports[requestID]!
             // A receipt that arrived after the node looked is in the log now: late, not withheld.
             if case .success = fetcher.get(reported[0].url, AuditRoute.receipt(requestID: requestID).path) {
-                Output.line("late \(requestID): in the log now (reported by \(reported.count) node(s) before it arrived)")
+                Output.line(
+                    "late \(requestID): in the log now (reported by \(reported.count) node(s) before it arrived)")
                 continue
             }
             let allows = reported.filter(\.decision.allow)
             let shares = allows.filter(\.decision.decryptionShare).count
-            let decided = allows.count >= threshold ? "allow" : reported.count - allows.count >= threshold ? "deny" : nil
+            let decided =
+                allows.count >= threshold ? "allow" : reported.count - allows.count >= threshold ? "deny" : nil
             let summary =
                 "\(allows.count) allow (\(shares) with a decryption share), \(reported.count - allows.count) deny, "
                 + "reported by " + reported.map(\.url).joined(separator: ", ")
@@ -77,7 +79,8 @@ struct AuditUnlogged: ParsableCommand {
             }
         }
         if withheld == 0, failures == 0 {
-            Output.line("no withheld receipts: no request id is reported by k=\(threshold) or more of \(urls.count) node(s)")
+            Output.line(
+                "no withheld receipts: no request id is reported by k=\(threshold) or more of \(urls.count) node(s)")
         }
         if withheld + failures > 0 { throw ExitCode(1) }
     }

@@ -77,9 +77,11 @@ struct AuditRouteTests {
         #expect(
             String(decoding: json, as: UTF8.self)
                 == #"{"unlogged":[{"decided_at":1790000000000,"decision":"allow","decryption_share":"given","request_id":"req_a"},"#
-                + #"{"decided_at":1790000000500,"decision":"deny","decryption_share":"none","request_id":"req_b"}]}"# + "\n")
+                + #"{"decided_at":1790000000500,"decision":"deny","decryption_share":"none","request_id":"req_b"}]}"#
+                + "\n")
         #expect(try UnloggedDocument(json: json).decisions == decisions)
-        let bad = Array(#"{"unlogged":[{"decided_at":1,"decision":"maybe","decryption_share":"none","request_id":"r"}]}"#.utf8)
+        let bad = Array(
+            #"{"unlogged":[{"decided_at":1,"decision":"maybe","decryption_share":"none","request_id":"r"}]}"#.utf8)
         #expect {
             try UnloggedDocument(json: bad)
         } throws: {
@@ -87,4 +89,3 @@ struct AuditRouteTests {
         }
     }
 }
-

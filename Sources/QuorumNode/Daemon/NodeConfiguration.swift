@@ -308,7 +308,8 @@ public struct NodeConfiguration: Sendable, Hashable {
             configuration.log.failoverAfter = .milliseconds(
                 try reader.milliseconds(log["failover_ms"], key: "replication.failover_ms", default: 5000))
             configuration.log.unloggedAfter = .milliseconds(
-                try reader.milliseconds(log["unlogged_after_ms"], key: "replication.unlogged_after_ms", default: 60_000))
+                try reader.milliseconds(log["unlogged_after_ms"], key: "replication.unlogged_after_ms", default: 60_000)
+            )
         }
         return configuration
     }

@@ -72,7 +72,9 @@ public final class UnloggedWatch: Service, Sendable {
     public func pass() throws -> [UnloggedDecision] {
         let horizon = now() - Self.milliseconds(after)
         // A node catching up may not hold a receipt the quorum has logged: judge nothing yet.
-        if let known = try replicated.knownCheckpoint(), try Checkpoint.parse(known.note.text).size > replicated.log.size {
+        if let known = try replicated.knownCheckpoint(),
+            try Checkpoint.parse(known.note.text).size > replicated.log.size
+        {
             return []
         }
         let ledger = DecisionLedger(store: store)
