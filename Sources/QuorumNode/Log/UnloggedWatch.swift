@@ -57,8 +57,7 @@ public final class UnloggedWatch: Service, Sendable {
             while !Task.isCancelled {
                 try await Task.sleep(for: self.interval)
                 do {
-                    let found = try await self.threadPool.runIfActive { try self.pass() }
-                    self.report(found)
+                    _ = try await self.threadPool.runIfActive { try self.pass() }
                 } catch {
                     self.logger.error("cannot look for the receipts of this node's decisions: \(error)")
                 }
@@ -67,7 +66,8 @@ public final class UnloggedWatch: Service, Sendable {
     }
 
     /// One pass, blocking (call it on a thread pool): judges the decisions made since the last
-    /// pass and at least `after` ago, records those without a receipt and returns them.
+    /// pass and at least `after` ago, records, logs and counts those without a receipt, and
+    /// returns them.
     @discardableResult
     public func pass() throws -> [UnloggedDecision] {
         let horizon = now() - Self.milliseconds(after)
@@ -102,6 +102,7 @@ public final class UnloggedWatch: Service, Sendable {
         }
         let kept = found.isEmpty ? 0 : try replicated.unlogged().count
         try replicated.log.writeCompanion(try replicated.noteUnlogged(found, through: through, kept: kept))
+        report(found)
         return found
     }
 
