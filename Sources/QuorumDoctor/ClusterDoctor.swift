@@ -1,6 +1,7 @@
 import Foundation
 import QuorumCrypto
 import QuorumIdentity
+import QuorumLog
 import QuorumNode
 import QuorumPolicy
 import QuorumProtocol
@@ -9,10 +10,12 @@ import X509
 /// `quorumctl doctor --cluster cluster.toml`, run from an operator's machine: asks every node over
 /// mutual TLS (the operator certificate) for its status and its bundle, at once, and checks what
 /// the cluster needs to decide and sign: every node reachable, its certificate, its clock, its
-/// group key, its bundle, its nonce commitments and its peers; then that the nodes agree.
+/// group key, its bundle, its nonce commitments, its peers and its replicated log; then that the
+/// nodes agree (one group, one bundle, one log).
 ///
-/// Read-only on the nodes: a status request and a policy fetch, both of which change nothing
-/// (no nonce is drawn: the outstanding count comes from status).
+/// Read-only on the nodes: a status request, a policy fetch and a log status request, none of
+/// which changes anything (no nonce is drawn: the outstanding count comes from status; the log
+/// status request claims no term).
 public struct ClusterDoctor: Sendable {
     /// A run's inputs.
     public struct Options: Sendable {
@@ -69,6 +72,7 @@ public struct ClusterDoctor: Sendable {
         /// This host's clock at the status request's midpoint, ms since 1970.
         var midpoint: Int64 = 0
         var bundle: Result<[UInt8], TransportError>?
+        var log: Result<LogStatusResponse, TransportError>?
     }
 
     /// Asks every node and returns the findings.
@@ -104,12 +108,14 @@ public struct ClusterDoctor: Sendable {
             if let bundle { bundles[id] = bundle }
             report.add(nonces(id, status))
             report.add(peers(id, status, reachable: reachable))
+            report.add(log(id, probe.log))
         }
         report.add(contentsOf: agreement(probes, bundles: bundles))
-        // Issue 7 (the replicated audit log): once nodes report their log (its size and newest
-        // quorum-signed checkpoint), add here the log-size and checkpoint-agreement findings: two
-        // nodes' checkpoints of one size must have one root (else FAIL: a fork, name both), and a
-        // node whose log is far behind the newest checkpoint is a warn naming it.
+        let logs = probes.compactMap { probe -> (UInt16, LogStatusResponse)? in
+            guard probe.status != nil, case .success(let log)? = probe.log else { return nil }
+            return (probe.node.id, log)
+        }
+        if let finding = logAgreement(logs) { report.add(finding) }
         return report
     }
 
@@ -141,6 +147,7 @@ public struct ClusterDoctor: Sendable {
                         .protocolViolation, peer: connection.target, "a status answer that does not decode (\(error))")
                 }
                 probe.bundle = await fetchBundle(connection)
+                probe.log = await fetchLog(connection)
             } catch {
                 await connection.close()
                 throw error
@@ -168,6 +175,19 @@ public struct ClusterDoctor: Sendable {
             return .failure(
                 TransportError(
                     .protocolViolation, peer: connection.target, "a bundle answer that does not decode (\(error))"))
+        }
+    }
+
+    /// The node's replicated log state, asked on an open connection.
+    private func fetchLog(_ connection: NodeConnection) async -> Result<LogStatusResponse, TransportError> {
+        let answer: Frame
+        do { answer = try await connection.request(LogStatusRequest(), deadline: options.timeout) } catch {
+            return .failure(error)
+        }
+        do { return .success(try answer.decode(LogStatusResponse.self)) } catch {
+            return .failure(
+                TransportError(
+                    .protocolViolation, peer: connection.target, "a log status answer that does not decode (\(error))"))
         }
     }
 
@@ -368,6 +388,81 @@ public struct ClusterDoctor: Sendable {
             : "nodes \(answering.joined(separator: ", ")) answer this host but not node \(id): check the network "
                 + "between them (firewalls, and their addresses in node \(id)'s [[peers]])"
         return .warn("peers", node: id, "node \(id) does not hear \(described.joined(separator: ", "))", fix: fix)
+    }
+
+    /// Entries waiting this long with no new checkpoint make the log look stuck.
+    static let stuckAfterMilliseconds: Int64 = 5 * 60 * 1000
+    /// A log trailing the longest by more entries than one full batch is behind, not just a batch late.
+    static let trailingEntries: UInt64 = 4096
+
+    /// One node's log: stopped signing (FAIL), catching up, stuck, or fine.
+    private func log(_ id: UInt16, _ fetched: Result<LogStatusResponse, TransportError>?) -> DoctorFinding {
+        let status: LogStatusResponse
+        switch fetched {
+        case nil: return .warn("log", node: id, "node \(id) was not asked for its log", fix: "re-run quorumctl doctor")
+        case .failure(let error):
+            return .warn(
+                "log", node: id, "node \(id) does not report its replicated log: \(error.reason)",
+                fix: "upgrade quorumd on node \(id) (a build before the replicated log), or see its log for the reason")
+        case .success(let found): status = found
+        }
+        if let stopped = status.stopped {
+            return .fail(
+                "log", node: id, "node \(id) stopped signing checkpoints: \(stopped)",
+                fix: "quorumctl log verify --db DATA_DIR/log on node \(id) prints every problem; then stop node \(id), "
+                    + "move its log/ directory aside and start it: it rebuilds the log from its peers "
+                    + "(docs/operations.md, \"stopped signing\")")
+        }
+        let known = status.checkpoint.flatMap { try? SignedNote.parse($0) }.flatMap { try? Checkpoint.parse($0.text) }
+        let now = Self.wallClock()
+        let age = status.checkpointAt > 0 ? max(0, now - status.checkpointAt) / 1000 : nil
+        var text =
+            "\(status.logSize) entries"
+            + (age.map { ", newest checkpoint stored \($0) s ago" } ?? ", no quorum checkpoint yet")
+            + ", \(status.pending) pending, sequencer node \(status.sequencer)"
+        if let known, known.size > status.logSize {
+            text += "; catching up to the checkpoint of size \(known.size)"
+        }
+        if status.pending > 0, status.checkpointAt > 0, now - status.checkpointAt > Self.stuckAfterMilliseconds {
+            return .warn(
+                "log", node: id, text + ": entries wait and no checkpoint came for over 5 minutes",
+                fix: "a checkpoint needs k nodes that hear each other: see the peers and quorum lines; the sequencer's "
+                    + "own log (node \(status.sequencer)) says why a batch went unsigned")
+        }
+        return .ok("log", node: id, text)
+    }
+
+    /// Cluster-wide: every two nodes' logs of one size have one root (else a fork, FAIL), and no
+    /// log trails the longest by more than a batch (warn). Nil when no node reported its log.
+    private func logAgreement(_ logs: [(UInt16, LogStatusResponse)]) -> DoctorFinding? {
+        guard let longest = logs.max(by: { $0.1.logSize < $1.1.logSize }) else { return nil }
+        var bySize: [UInt64: [[UInt8]: [UInt16]]] = [:]
+        for (id, log) in logs { bySize[log.logSize, default: [:]][log.logRoot, default: []].append(id) }
+        if let (size, roots) = bySize.sorted(by: { $0.key < $1.key }).first(where: { $0.value.count > 1 }) {
+            let described = roots.sorted { $0.value.min()! < $1.value.min()! }.map {
+                "root \(Hex.encode(Array($0.key.prefix(8))))… on \(Self.nodes($0.value))"
+            }
+            return .fail(
+                "log_agreement",
+                "the nodes hold different logs of size \(size): \(described.joined(separator: "; ")): a fork",
+                fix: "keep every node's data as it is; fetch the signed notes with quorumctl audit checkpoint --node "
+                    + "(each node's audit URL) --group group.json, which prints both as evidence; a node whose log is "
+                    + "not the quorum's stops signing by itself (docs/auditing.md)")
+        }
+        let trailing = logs.filter { longest.1.logSize - $0.1.logSize > Self.trailingEntries }
+        if !trailing.isEmpty {
+            let described = trailing.map { "node \($0.0) by \(longest.1.logSize - $0.1.logSize)" }
+            return .warn(
+                "log_agreement",
+                "logs trail node \(longest.0)'s (\(longest.1.logSize) entries): \(described.joined(separator: ", "))",
+                fix: "a node behind catches up from its peers by itself; if it does not move, see its peers line and "
+                    + "its own log (catch-up)")
+        }
+        let sizes = logs.map { "\($0.1.logSize)" }.joined(separator: ", ")
+        return .ok(
+            "log_agreement",
+            "the \(logs.count) answering nodes' logs (sizes \(sizes)): equal sizes have equal roots, none trails by "
+                + "more than a batch")
     }
 
     /// Cluster-wide: the group key every node holds, the quorum that can sign, and the bundle

@@ -39,7 +39,7 @@ struct DoctorTests {
             let healthy = try await ws.quorumctl(clusterDoctor)
             #expect(healthy.status == 0, "\(healthy)")
             for id in 1...4 {
-                for check in ["reach", "clock", "group_key", "bundle", "nonces", "peers"] {
+                for check in ["reach", "clock", "group_key", "bundle", "nonces", "peers", "log"] {
                     #expect(Self.line(healthy, "ok", "\(check) node \(id)") != nil, "no ok \(check) for node \(id)")
                 }
             }
@@ -56,6 +56,7 @@ struct DoctorTests {
             #expect(expiring.contains("fix: renew it: quorumctl certs issue") && expiring.contains("--id 2"))
             #expect(Self.line(healthy, "ok", "quorum")?.contains("4 of 4 nodes") == true)
             #expect(Self.line(healthy, "ok", "bundle")?.contains("every answering node (4 of 4)") == true)
+            #expect(Self.line(healthy, "ok", "log_agreement")?.contains("the 4 answering nodes' logs") == true)
             #expect(healthy.stdoutLines.last == "doctor: \(healthy.stdoutLines.count - 2) ok, 1 warn, 0 FAIL")
 
             // --json: the same findings for machines.

@@ -243,6 +243,12 @@ struct ReplicationClusterTests {
             #expect(cluster.cluster.daemons[3]!.stderr.contains("stopped signing"))
             let shown = try await cluster.cluster.workspace.quorumctl(["status"] + cluster.cluster.operatorArguments)
             #expect(shown.stderr.contains("node 3: stopped signing:"), "\(shown)")
+            let doctor = try await cluster.cluster.workspace.quorumctl(["doctor"] + cluster.cluster.operatorArguments)
+            #expect(doctor.status != 0, "\(doctor)")
+            let failed = DoctorTests.line(doctor, "FAIL", "log node 3")
+            #expect(failed?.contains("node 3 stopped signing checkpoints") == true, "\(doctor)")
+            #expect(failed?.contains("move its log/ directory aside") == true, "\(doctor)")
+            #expect(DoctorTests.line(doctor, "ok", "log node 1") != nil, "\(doctor)")
 
             // The others keep producing checkpoints without it.
             let later = try cluster.receiptEntries("req_after", count: 10)
