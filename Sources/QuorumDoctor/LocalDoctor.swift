@@ -457,10 +457,10 @@ struct NodeChecks {
         checkLog(configuration, &report)
     }
 
-    /// Issue 7 (the replicated audit log) keeps each node's log in `<data_dir>/log`: when it is
-    /// there, its RocksDB store is audited read-only (every stored hash recomputed from the
-    /// entries) up to ``LocalDoctor/Options/logAuditLimit`` entries. Before issue 7 there is no
-    /// such directory and nothing is reported.
+    /// The node's replicated log in `<data_dir>/log`: when it is there, its RocksDB store is
+    /// audited read-only (every stored hash recomputed from the entries) up to
+    /// ``LocalDoctor/Options/logAuditLimit`` entries. A node that never started has no such
+    /// directory, and nothing is reported.
     private func checkLog(_ configuration: NodeConfiguration, _ report: inout DoctorReport) {
         let path = (configuration.dataDirectory as NSString).appendingPathComponent("log")
         guard HostFacts.status(path).isSuccess else { return }
