@@ -12,18 +12,24 @@ import Testing
 /// the proxy made for real calls.
 @Suite("quorumctl audit against a live replicated quorum", .serialized, .timeLimit(.minutes(10)))
 struct AuditQuorumTests {
+    /// One allowed and one denied call through the proxy: the allowed call, and both request ids.
+    static func allowAndDeny(_ setup: ProxyQuorum) async throws -> (ProxyQuorum.Answer, String, String) {
+        let allowed = try await setup.call(.POST, "/openai/v1/chat/completions", body: ProxyClusterTests.chat)
+        #expect(allowed.status == 200, "\(allowed.body)")
+        let allowID = try Receipt.verified(try #require(allowed.receipt), groupKey: setup.groupKey).claims.requestID
+        let denied = try await setup.call(.POST, "/openai/v1/embeddings", body: "{}")
+        #expect(denied.status == 403, "\(denied.body)")
+        let denyID = try Receipt.verified(try #require(denied.receipt), groupKey: setup.groupKey).claims.requestID
+        return (allowed, allowID, denyID)
+    }
+
     @Test(
         "checkpoints of all four nodes verify and agree; a proxy receipt checks end to end through the proxy; its allow and a deny replay byte for byte; the monitor starts quiet"
     )
     func endToEnd() async throws {
         try await ProxyQuorum.with(bundle: { ProxyClusterTests.bundle(upstreamPort: $0) }, audit: true) { setup in
             let ws = setup.workspace
-            let allowed = try await setup.call(.POST, "/openai/v1/chat/completions", body: ProxyClusterTests.chat)
-            #expect(allowed.status == 200, "\(allowed.body)")
-            let allowID = try Receipt.verified(try #require(allowed.receipt), groupKey: setup.groupKey).claims.requestID
-            let denied = try await setup.call(.POST, "/openai/v1/embeddings", body: "{}")
-            #expect(denied.status == 403, "\(denied.body)")
-            let denyID = try Receipt.verified(try #require(denied.receipt), groupKey: setup.groupKey).claims.requestID
+            let (allowed, allowID, denyID) = try await Self.allowAndDeny(setup)
 
             // Every node serves both receipts once a quorum checkpoint covers them.
             let served = try await eventually(within: .seconds(90)) {
@@ -96,12 +102,7 @@ struct AuditQuorumTests {
             unloggedAfterMilliseconds: 1500
         ) { setup in
             let ws = setup.workspace
-            let allowed = try await setup.call(.POST, "/openai/v1/chat/completions", body: ProxyClusterTests.chat)
-            #expect(allowed.status == 200, "\(allowed.body)")
-            let allowID = try Receipt.verified(try #require(allowed.receipt), groupKey: setup.groupKey).claims.requestID
-            let denied = try await setup.call(.POST, "/openai/v1/embeddings", body: "{}")
-            #expect(denied.status == 403, "\(denied.body)")
-            let denyID = try Receipt.verified(try #require(denied.receipt), groupKey: setup.groupKey).claims.requestID
+            let (_, allowID, denyID) = try await Self.allowAndDeny(setup)
 
             // A proxy that asks for verdicts (and gets the decryption shares) but logs nothing: the
             // test holds the proxy's certificate. One request goes to all four nodes, one to two.
