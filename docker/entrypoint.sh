@@ -22,7 +22,9 @@ fi
 case "$1" in
 quorumd | quorum-proxy | quorumctl)
     # exec: the binary becomes the container's main process and gets docker stop's SIGTERM itself.
-    exec /usr/local/bin/"$@"
+    binary="$1"
+    shift
+    exec "/usr/local/bin/$binary" "$@"
     ;;
 *)
     exec "$@"

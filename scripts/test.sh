@@ -27,7 +27,7 @@ else
 fi
 
 echo "== shell check (shellcheck)"
-shellcheck -x scripts/*.sh testnets/netns/*.sh
+shellcheck -x scripts/*.sh testnets/netns/*.sh testnets/compose/*.sh docker/*.sh
 
 echo "== build"
 swift build --build-tests

@@ -25,7 +25,7 @@ for binary in "$quorumctl" "$quorumd" "$proxy_binary"; do
         exit 1
     }
 done
-# shellcheck source=../../scripts/lib/local-cluster.sh
+# shellcheck source=scripts/lib/local-cluster.sh
 source "$root/scripts/lib/local-cluster.sh" # cluster_ports
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/quorum-compose-check.XXXXXX")"
@@ -56,11 +56,17 @@ until_passes() {
     return 1
 }
 
-read -r -a ports <<<"$(cluster_ports 6)"
+read -r -a ports <<<"$(cluster_ports 15)"
 addresses=()
 for id in 1 2 3 4; do addresses+=("127.0.0.1:${ports[id - 1]}"); done
 upstream_port="${ports[4]}"
 proxy_port="${ports[5]}"
+audit_ports=("${ports[@]:6:4}")
+metrics_ports=("${ports[@]:10:4}")
+proxy_metrics_port="${ports[14]}"
+export QUORUM_AUDIT_PORTS="${audit_ports[*]}"
+export QUORUM_METRICS_PORTS="${metrics_ports[*]}"
+export QUORUM_PROXY_METRICS="127.0.0.1:$proxy_metrics_port"
 export QUORUM_DIR="$work/etc"
 export QUORUM_NODES="${addresses[*]}"
 export QUORUM_LISTEN_HOST=127.0.0.1
@@ -136,6 +142,29 @@ status="$(call 4000)" || fail "curl could not reach the proxy"
 grep -q token-cap "$work/call-4000.body" || fail "the denial does not name the token-cap filter"
 echo "403, denied by token-cap"
 
+step "the audit API (each node's, and through the proxy) and the metrics listeners"
+audit_urls=()
+for port in "${audit_ports[@]}"; do audit_urls+=("http://127.0.0.1:$port"); done
+# The receipt is in the log once a quorum checkpoint covers it (well under a second; 30 s at most).
+until_passes 30 "$quorumctl" audit receipt "$receipt" --node "http://127.0.0.1:$proxy_port/.well-known/quorum/audit" \
+    --group "$QUORUM_DIR/group.json" || fail "the allowed call's receipt is not in the log, through the proxy's audit API"
+head -n 1 "$work/last-check.out"
+"$quorumctl" audit checkpoint --node "${audit_urls[@]}" --group "$QUORUM_DIR/group.json" >"$work/audit.out" 2>&1 || {
+    cat "$work/audit.out" >&2
+    fail "quorumctl audit checkpoint across the 4 nodes"
+}
+tail -n 1 "$work/audit.out"
+"$quorumctl" audit unlogged --node "${audit_urls[@]}" --group "$QUORUM_DIR/group.json" >"$work/unlogged.out" 2>&1 || {
+    cat "$work/unlogged.out" >&2
+    fail "quorumctl audit unlogged found withheld receipts, or a node did not answer"
+}
+tail -n 1 "$work/unlogged.out"
+curl -fsS "http://127.0.0.1:${metrics_ports[0]}/metrics" | grep -q '^quorum_node_verdicts_total' ||
+    fail "node 1's /metrics has no quorum_node_verdicts_total"
+curl -fsS "http://127.0.0.1:$proxy_metrics_port/metrics" | grep -q '^quorum_proxy_' ||
+    fail "the proxy's /metrics has no quorum_proxy_ metric"
+echo "metrics served by node 1 and the proxy"
+
 step "both phases again on the kept state: they reuse it"
 "$setup" config >"$work/config-again.log" 2>&1 || fail "setup.sh config on a configured directory"
 grep -q 'reusing it' "$work/config-again.log" || fail "setup.sh config did not reuse the configuration"
@@ -160,6 +189,7 @@ else
         # $1: the health command that says the server is up; the rest: the server.
         local ready="$1"
         shift
+        # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
         PATH="$bin:$PATH" unshare --pid --fork --mount-proc bash -c '
             ready="$1"; shift
             "$@" 2>/dev/null & server=$!
@@ -180,6 +210,7 @@ else
         fail "healthcheck.sh with nothing to check"
     # A node that listens but does not run (SIGSTOP): the kernel still accepts its TCP connections,
     # the handshake never completes, and the check must fail.
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
     if PATH="$bin:$PATH" unshare --pid --fork --mount-proc bash -c '
         "$1" --config "$2" --ready-file "$3" 2>/dev/null & node=$!
         for _ in $(seq 300); do [[ -s "$3" ]] && break; sleep 0.2; done

@@ -28,6 +28,10 @@
 #   QUORUM_UPSTREAM     the demo upstream's URL as the proxy reaches it (default http://upstream:9000)
 #   QUORUM_PROXY_URL    the proxy's URL as the caller reaches it, for the printed call
 #                       (default http://127.0.0.1:8080)
+#   QUORUM_AUDIT_PORTS  each node's audit API port, in id order (default 7301 for every node: each
+#                       container has its own addresses)
+#   QUORUM_METRICS_PORTS each node's metrics port, in id order (default 9101 for every node)
+#   QUORUM_PROXY_METRICS the proxy's metrics listener (default 0.0.0.0:9100)
 #   QUORUM_WAIT_SECONDS how long `cluster` waits for the nodes to see each other (default 120)
 #   QUORUMCTL           the quorumctl binary (default: quorumctl on PATH)
 set -euo pipefail
@@ -44,8 +48,19 @@ upstream="${QUORUM_UPSTREAM:-http://upstream:9000}"
 proxy_url="${QUORUM_PROXY_URL:-http://127.0.0.1:8080}"
 wait_seconds="${QUORUM_WAIT_SECONDS:-120}"
 quorumctl="${QUORUMCTL:-quorumctl}"
+proxy_metrics="${QUORUM_PROXY_METRICS:-0.0.0.0:9100}"
 
 count=${#nodes[@]}
+read -r -a audit_ports <<<"${QUORUM_AUDIT_PORTS:-$(printf '7301 %.0s' $(seq 1 "$count"))}"
+read -r -a metrics_ports <<<"${QUORUM_METRICS_PORTS:-$(printf '9101 %.0s' $(seq 1 "$count"))}"
+((${#audit_ports[@]} == count)) || {
+    echo "setup: QUORUM_AUDIT_PORTS names ${#audit_ports[@]} ports for $count nodes" >&2
+    exit 2
+}
+((${#metrics_ports[@]} == count)) || {
+    echo "setup: QUORUM_METRICS_PORTS names ${#metrics_ports[@]} ports for $count nodes" >&2
+    exit 2
+}
 operator=(--cluster "$dir/cluster.toml" --certs-dir "$dir/certs")
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -87,9 +102,8 @@ config() {
             printf 'cluster_ca = "certs/ca.pem"\n\n'
             printf '[membership]\nheartbeat_interval_ms = 250\npeer_timeout_ms = 2000\n\n'
             printf '[policy]\noperator_keys = ["%s"]\n' "$operator_key"
-            # Placeholders: the audit API and metrics listeners get their ports here.
-            printf '\n# [audit]\n# listen = "%s:7301"\n\n# [metrics]\n# listen = "%s:9101"\n' \
-                "$listen_host" "$listen_host"
+            printf '\n[audit]\nlisten = "%s:%s"\n\n[metrics]\nlisten = "%s:%s"\n' \
+                "$listen_host" "${audit_ports[id - 1]}" "$listen_host" "${metrics_ports[id - 1]}"
             for peer in $(seq 1 "$count"); do
                 [[ $peer -eq $id ]] && continue
                 printf '\n[[peers]]\nid = %d\naddress = "%s"\n' "$peer" "${nodes[peer - 1]}"
@@ -98,7 +112,10 @@ config() {
     done
     printf '%s' "$cluster" >"$dir/cluster.toml"
     local audit_nodes=""
-    for address in "${nodes[@]}"; do audit_nodes+="${audit_nodes:+, }\"http://${address%:*}:7301\""; done
+    for id in $(seq 1 "$count"); do
+        address="${nodes[id - 1]}"
+        audit_nodes+="${audit_nodes:+, }\"http://${address%:*}:${audit_ports[id - 1]}\""
+    done
     cat >"$dir/proxy.toml" <<PROXY
 # quorum-proxy configuration of the compose testnet (testnets/compose/setup.sh).
 listen = "$proxy_listen"
@@ -116,12 +133,12 @@ decision_timeout_ms = 2000
 [bundle]
 trusted_signers = ["$operator_key"]
 
-# Placeholders: the nodes' audit APIs and the metrics listener.
-# [audit]
-# nodes = [$audit_nodes]
-#
-# [metrics]
-# listen = "0.0.0.0:9100"
+# The nodes' audit APIs, forwarded under /.well-known/quorum/audit/.
+[audit]
+nodes = [$audit_nodes]
+
+[metrics]
+listen = "$proxy_metrics"
 PROXY
 
     step "the demo upstream's API key (a test fixture: never a real credential)"
