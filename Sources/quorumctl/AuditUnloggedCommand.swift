@@ -14,8 +14,9 @@ struct AuditUnlogged: ParsableCommand {
             replication.unlogged_after_ms. Give every node's own audit URL (not the proxy's, which answers from \
             one node). A request id that is still not in the log and that k or more nodes (the group's threshold) \
             report is WITHHELD: the proxy held a quorum's verdicts (and, for an allow of a route with a secret, \
-            their decryption shares) and logged nothing. Fewer than k reports are printed as a note: a round that \
-            failed with fewer than k answers leaves those too. Exit status: 1 if anything was withheld or a node \
+            their decryption shares) and logged nothing; it kept the receipt out, or lost it (a signing round that \
+            failed, a crash, no node reachable), which its own log tells apart. Fewer than k reports are printed \
+            as a note: a round that failed with fewer than k answers leaves those too. Exit status: 1 if anything was withheld or a node \
             could not be read, 0 otherwise.
             """
     )

@@ -201,7 +201,7 @@ struct BenchLog: ParsableCommand {
             lag = max(lag, clock.now - scheduled)
             submitter.submit(entry)
         }
-        await submitter.flush()
+        _ = await submitter.flush(within: .seconds(60))
         submitting.withLockedValue { $0 = false }
         await watcher.value
         let stamps = covered.withLockedValue { $0 }

@@ -103,8 +103,13 @@ public final class QuorumAuthorizer: CallAuthorizer, Sendable {
         }
     }
 
-    /// Closes the node connections.
-    public func close() async { await parts.coordinator.close() }
+    /// Sends what the log submitter still holds (at most 10 s), then closes the connections.
+    public func close() async {
+        if let log = parts.log, await !log.flush(within: .seconds(10)) {
+            logger.error("log entries still queued at shutdown were not delivered within 10 s")
+        }
+        await parts.coordinator.close()
+    }
 
     /// Brings the commitments-available gauge up to date for every node; the metrics listener
     /// calls it before each scrape.
