@@ -92,6 +92,9 @@ public final class UnloggedWatch: Service, Sendable {
         if !missing.isEmpty {
             let waiting = try waitingRequestIDs()
             for (requestID, at) in missing where !waiting.contains(requestID) {
+                // Appended between the first look and the pending snapshot (an append moves an
+                // entry from pending to the log in one write): in the log now.
+                if try replicated.receiptIndex(requestID: requestID) != nil { continue }
                 // A decision recorded by a sign request alone (no verdict of this node) is not one to judge.
                 guard let decision = try VerdictService.decided(requestID, in: store) else { continue }
                 found.append(
