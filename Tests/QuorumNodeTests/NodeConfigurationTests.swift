@@ -159,7 +159,12 @@ import Testing
             ("[log]\nlevel = \"debug\"", "log.level", "valid keys here are format"),
         ])
     func telemetryRefused(table: String, key: String, hint: String) throws {
-        // Top-level keys go before the first table.
+        try expectRefused(table, key: key, hint: hint)
+    }
+
+    /// `table` added to a good configuration (a top-level key before the first table) is refused,
+    /// naming `key`, with `hint` in the message.
+    func expectRefused(_ table: String, key: String, hint: String) throws {
         let text =
             table.hasPrefix("[")
             ? Self.good + "\n" + table + "\n" : Self.good.replacingOccurrences(of: "[tls]", with: table + "\n\n[tls]")
@@ -190,12 +195,36 @@ import Testing
             ("audit = true", "audit", "must be a table ([audit])"),
         ])
     func auditRefused(table: String, key: String, hint: String) throws {
-        let text =
-            table.hasPrefix("[")
-            ? Self.good + "\n" + table + "\n" : Self.good.replacingOccurrences(of: "[tls]", with: table + "\n\n[tls]")
-        let error = try #require(refusal(text), "accepted: \(text)")
-        #expect(error.key == key, "\(error)")
-        #expect(error.description.contains(hint), "\(error)")
+        try expectRefused(table, key: key, hint: hint)
+    }
+
+    @Test("[replication] is optional: the defaults without it; with it, each timing and limit it sets")
+    func replicationTable() throws {
+        let defaults = try parse(Self.good).log
+        #expect(defaults.batchInterval == .milliseconds(100) && defaults.maximumBatchEntries == 1024)
+        #expect(defaults.maximumPending == 100_000 && defaults.failoverAfter == .seconds(5))
+        #expect(defaults.unloggedAfter == .seconds(60))
+        let configured = try parse(
+            Self.good
+                + "\n[replication]\nbatch_interval_ms = 20\nmax_batch_entries = 4096\nmax_pending = 500\n"
+                + "failover_ms = 1500\nunlogged_after_ms = 2000\n"
+        ).log
+        #expect(configured.batchInterval == .milliseconds(20) && configured.maximumBatchEntries == 4096)
+        #expect(configured.maximumPending == 500 && configured.failoverAfter == .milliseconds(1500))
+        #expect(configured.unloggedAfter == .seconds(2))
+    }
+
+    @Test(
+        "a bad [replication] table names the key and what is valid",
+        arguments: [
+            ("[replication]\nmax_batch_entries = 5000", "replication.max_batch_entries", "above 4096"),
+            ("[replication]\nunlogged_after_ms = 0", "replication.unlogged_after_ms", "milliseconds 1-3600000"),
+            ("[replication]\nfailover_ms = \"5s\"", "replication.failover_ms", "milliseconds"),
+            ("[replication]\nbatch_ms = 100", "replication.batch_ms", "valid keys here are"),
+            ("replication = 1", "replication", "must be a table ([replication])"),
+        ])
+    func replicationRefused(table: String, key: String, hint: String) throws {
+        try expectRefused(table, key: key, hint: hint)
     }
 
     @Test("not TOML at all: the line is named")

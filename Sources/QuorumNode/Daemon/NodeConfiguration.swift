@@ -294,22 +294,27 @@ public struct NodeConfiguration: Sendable, Hashable {
                 throw reader.error("replication", "is a \(logValue.type); it must be a table ([replication])")
             }
             try reader.refuseUnknown(log, allowed: replicationKeys, prefix: "replication.")
-            configuration.log.batchInterval = .milliseconds(
-                try reader.milliseconds(log["batch_interval_ms"], key: "replication.batch_interval_ms", default: 100))
+            // The defaults are LogService.Configuration's own.
+            var replication = configuration.log
+            func milliseconds(_ key: String, _ current: Duration) throws(NodeConfigurationError) -> Duration {
+                .milliseconds(
+                    try reader.milliseconds(
+                        log[key], key: "replication." + key, default: Int(current / .milliseconds(1))))
+            }
+            replication.batchInterval = try milliseconds("batch_interval_ms", replication.batchInterval)
             let entries = try reader.count(
-                log["max_batch_entries"], key: "replication.max_batch_entries", default: 1024)
+                log["max_batch_entries"], key: "replication.max_batch_entries", default: replication.maximumBatchEntries
+            )
             guard entries <= 4096 else {
                 throw reader.error(
                     "replication.max_batch_entries", "\(entries) is above 4096, the most a batch carries")
             }
-            configuration.log.maximumBatchEntries = entries
-            configuration.log.maximumPending = try reader.count(
-                log["max_pending"], key: "replication.max_pending", default: 100_000)
-            configuration.log.failoverAfter = .milliseconds(
-                try reader.milliseconds(log["failover_ms"], key: "replication.failover_ms", default: 5000))
-            configuration.log.unloggedAfter = .milliseconds(
-                try reader.milliseconds(log["unlogged_after_ms"], key: "replication.unlogged_after_ms", default: 60_000)
-            )
+            replication.maximumBatchEntries = entries
+            replication.maximumPending = try reader.count(
+                log["max_pending"], key: "replication.max_pending", default: replication.maximumPending)
+            replication.failoverAfter = try milliseconds("failover_ms", replication.failoverAfter)
+            replication.unloggedAfter = try milliseconds("unlogged_after_ms", replication.unloggedAfter)
+            configuration.log = replication
         }
         return configuration
     }

@@ -41,7 +41,7 @@ public final class LogService: NodeFrameHandler, Service, Sendable {
         /// The most bytes of entries in one batch.
         public var maximumBatchBytes = 1 << 20
         /// The most entries the pending pool holds; submissions beyond it are refused `overloaded`.
-        public var maximumPending = 200_000
+        public var maximumPending = 100_000
         /// The deadline of each request to a peer.
         public var requestDeadline: Duration = .seconds(3)
         /// How long the sequencer waits for the rest of the nodes' answers once its k signers answered.
