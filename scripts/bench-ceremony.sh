@@ -17,18 +17,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="${1:-10}"
-if [[ -z "${BIN:-}" ]]; then
-    scratch="${SCRATCH:-.build-bench-ceremony}"
-    echo "== building quorumd and quorumctl (release, $scratch)"
-    swift build -c release --scratch-path "$scratch" --product quorumd >/dev/null
-    swift build -c release --scratch-path "$scratch" --product quorumctl >/dev/null
-    BIN="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
-fi
-quorumctl="$BIN/quorumctl"
-quorumd="$BIN/quorumd"
-
 # shellcheck source=scripts/lib/local-cluster.sh
 source scripts/lib/local-cluster.sh
+BIN="$(release_binaries "${SCRATCH:-.build-bench-ceremony}" quorumd quorumctl)"
+quorumctl="$BIN/quorumctl"
+quorumd="$BIN/quorumd"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-ceremony.XXXXXX")"
 cleanup() {
     cluster_kill

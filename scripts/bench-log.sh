@@ -22,19 +22,10 @@ rate="${1:-500}"
 seconds="${2:-10}"
 [[ $# -gt 0 ]] && shift
 [[ $# -gt 0 ]] && shift
-scratch="${SCRATCH:-.build-bench-log}"
-
-if [[ -n "${BIN:-}" ]]; then
-    bin="$BIN"
-else
-    echo "== building quorumd and quorumctl (release, $scratch)"
-    swift build -c release --scratch-path "$scratch" --product quorumd >/dev/null
-    swift build -c release --scratch-path "$scratch" --product quorumctl >/dev/null
-    bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
-fi
 
 # shellcheck source=scripts/lib/local-cluster.sh
 source scripts/lib/local-cluster.sh
+bin="$(release_binaries "${SCRATCH:-.build-bench-log}" quorumd quorumctl)"
 quorumctl="$bin/quorumctl"
 quorumd="$bin/quorumd"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-log.XXXXXX")"

@@ -17,17 +17,10 @@ cd "$(dirname "$0")/.."
 rate="${1:-200}"
 seconds="${2:-10}"
 concurrency="${3:-64}"
-scratch="${SCRATCH:-.build-bench-proxy}"
 
-if [[ -n "${BIN:-}" ]]; then
-    bin="$BIN"
-else
-    echo "== building quorumd, quorum-proxy and quorumctl (release, $scratch)"
-    for product in quorumd quorum-proxy quorumctl; do
-        swift build -c release --scratch-path "$scratch" --product "$product" >/dev/null
-    done
-    bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
-fi
+# shellcheck source=scripts/lib/local-cluster.sh
+source scripts/lib/local-cluster.sh
+bin="$(release_binaries "${SCRATCH:-.build-bench-proxy}" quorumd quorum-proxy quorumctl)"
 quorumctl="$bin/quorumctl"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")"
 net="$work/testnet"

@@ -15,8 +15,23 @@
 #                                    every peer up; leaves the table in DIR/status
 #   cluster_stop                     SIGTERMs every node; fails naming any that did not exit 0
 #   cluster_kill                     SIGKILLs whatever is left (for an EXIT trap)
+#   release_binaries SCRATCH PRODUCT...
+#                                    prints the directory holding PRODUCTs: $BIN when set (built
+#                                    already), else a release build of each in scratch path SCRATCH
 
 cluster_pids=()
+
+release_binaries() {
+    local scratch="$1" product
+    shift
+    if [[ -n "${BIN:-}" ]]; then
+        echo "$BIN"
+        return
+    fi
+    echo "== building $* (release, $scratch)" >&2
+    for product in "$@"; do swift build -c release --scratch-path "$scratch" --product "$product" >/dev/null; done
+    swift build -c release --scratch-path "$scratch" --show-bin-path
+}
 
 # N free loopback ports: from a random base, skipping any port something answers on.
 cluster_ports() {
